@@ -1,0 +1,1 @@
+"""taskloom: a runtime for fast LLM agent programs."""
