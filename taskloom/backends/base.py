@@ -8,7 +8,7 @@ engine.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -89,7 +89,7 @@ class Backend(Protocol):
 
     name: str
 
-    def generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]: ...
+    def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]: ...
 
     def capacity(self) -> int:
         """How many calls the engine should have in flight at once."""

@@ -7,7 +7,7 @@ can observe overlap and cancellation.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -44,7 +44,7 @@ class ScriptedBackend:
     async def close(self) -> None:
         self.closed = True
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[Chunk]:
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
         if self.closed:
             raise BackendError("scripted backend is closed")
         self.seen.append(request)

@@ -156,3 +156,38 @@ class Program(_Model):
 
     def __hash__(self) -> int:
         return hash(self.model_dump_json())
+
+    async def run(
+        self,
+        inputs: dict[str, Any] | None = None,
+        *,
+        backend: Any = "vllm",
+        model: str | None = None,
+        base_url: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Run this program (see `taskloom.runtime.run_program`); returns a RunResult."""
+        from taskloom.runtime import run_program
+
+        return await run_program(
+            self, inputs, backend=backend, model=model, base_url=base_url, timeout=timeout
+        )
+
+    def run_sync(
+        self,
+        inputs: dict[str, Any] | None = None,
+        *,
+        backend: Any = "vllm",
+        model: str | None = None,
+        base_url: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Blocking `run`, on asyncio (the in-process vLLM engine needs it)."""
+        import functools
+
+        import anyio
+
+        call = functools.partial(
+            self.run, inputs, backend=backend, model=model, base_url=base_url, timeout=timeout
+        )
+        return anyio.run(call, backend="asyncio")

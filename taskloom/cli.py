@@ -1,0 +1,292 @@
+"""The `taskloom` command line: check, run and draw agent programs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.console import Console
+
+from taskloom.cli_render import LiveProgress, print_run_result, run_result_json
+from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError
+from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
+from taskloom.orchestrator.inputs import InputError
+from taskloom.orchestrator.result import RunResult, RunStatus
+from taskloom.orchestrator.store import RunStore
+from taskloom.program.load import load
+from taskloom.tools.registry import default_registry
+
+app = typer.Typer(
+    help=(
+        "taskloom runs LLM agent programs written as YAML specs: a DAG of LLM calls and "
+        "tool calls, checked before it runs, with independent calls in parallel.\n\n"
+        "Start with:  taskloom validate specs/quickstart.yaml  then  "
+        "taskloom run specs/quickstart.yaml"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+class ExitCode:
+    OK = 0
+    SPEC_ERROR = 1
+    BAD_INPUT = 2
+    RUN_FAILED = 3
+    ENGINE_ERROR = 4
+    CANCELLED = 130
+
+
+class BackendName(StrEnum):
+    vllm = "vllm"
+    openai = "openai"
+
+
+SpecArg = Annotated[
+    Path, typer.Argument(help="Path to a program spec (YAML).", show_default=False)
+]
+ToolsRootOpt = Annotated[
+    Path,
+    typer.Option("--tools-root", help="Directory that read_file and sqlite_query may read."),
+]
+AllowHostOpt = Annotated[
+    list[str] | None,
+    typer.Option("--allow-host", help="A host http_get may fetch from (repeatable)."),
+]
+
+
+def _check(spec: Path, tools_root: Path, allow_host: list[str] | None) -> TaskGraph:
+    """Load and compile, or print located errors and exit 1."""
+    try:
+        program = load(spec)
+        return compile_program(program, default_registry(root=tools_root,
+                                                         allowed_hosts=allow_host or ()))
+    except (SpecError, SpecErrors) as exc:
+        errors = exc.errors if isinstance(exc, SpecErrors) else [exc]
+        for error in errors:
+            typer.echo(error.render(), err=True)
+        raise typer.Exit(ExitCode.SPEC_ERROR) from None
+
+
+@app.command()
+def validate(
+    spec: SpecArg,
+    tools_root: ToolsRootOpt = Path("."),
+    allow_host: AllowHostOpt = None,
+) -> None:
+    """Check a spec without running it.
+
+    Exits 0 and prints a summary of the graph (nodes, edges, widest parallel level,
+    critical path); on any error exits 1 and prints FILE:LINE:COL: message, with a hint.
+    """
+    graph = _check(spec, tools_root, allow_host)
+    typer.echo(f"{spec}: ok — {graph.program.name}")
+    typer.echo(describe(graph.stats))
+
+
+@app.command()
+def run(
+    spec: SpecArg,
+    input: Annotated[
+        list[str] | None,
+        typer.Option("-i", "--input", help="KEY=VALUE (repeatable); VALUE is parsed as JSON "
+                     "when it can be, e.g. -i n=3 -i 'cities=[\"Oslo\",\"Lima\"]'."),
+    ] = None,
+    inputs: Annotated[
+        Path | None, typer.Option("--inputs", help="A JSON file with an object of inputs.")
+    ] = None,
+    backend: Annotated[
+        BackendName, typer.Option(help="vllm: in-process engine; openai: an HTTP server.")
+    ] = BackendName.vllm,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model path or name. Default for vllm: the embedded SmolLM2-135M."),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Server URL for --backend openai, e.g. http://127.0.0.1:8000.")
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (run_id, status, outputs, nodes).")
+    ] = False,
+    timeout: Annotated[
+        float | None, typer.Option(help="Cancel the run after this many seconds.")
+    ] = None,
+    save: Annotated[
+        bool, typer.Option(help="Keep the result under .taskloom/runs/ (or $TASKLOOM_HOME).")
+    ] = True,
+    tools_root: ToolsRootOpt = Path("."),
+    allow_host: AllowHostOpt = None,
+) -> None:
+    """Run a spec and print its outputs.
+
+    Shows node progress live, then every node's status, time and tokens, then the
+    outputs. Exit codes: 0 ok, 1 spec error, 2 bad inputs, 3 a node failed, 4 engine
+    error, 130 cancelled (Ctrl-C or --timeout); nothing already computed is lost.
+    """
+    graph = _check(spec, tools_root, allow_host)
+    given = _parse_inputs(input or [], inputs)
+    store = RunStore() if save else None
+    try:
+        result = anyio.run(
+            _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
+            store, json_out, tools_root, allow_host or [],
+            backend="asyncio",
+        )
+    except InputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except BackendError as exc:
+        typer.echo(f"engine error: {exc}", err=True)
+        raise typer.Exit(ExitCode.ENGINE_ERROR) from None
+    if result is None:
+        typer.echo("cancelled before the run started", err=True)
+        raise typer.Exit(ExitCode.CANCELLED)
+    if json_out:
+        typer.echo(json.dumps(run_result_json(result), indent=2, default=str))
+    else:
+        print_run_result(result, Console())
+    raise typer.Exit(_exit_code(result))
+
+
+def _exit_code(result: RunResult) -> int:
+    if result.status is RunStatus.SUCCEEDED:
+        return ExitCode.OK
+    if result.status is RunStatus.CANCELLED:
+        return ExitCode.CANCELLED
+    return ExitCode.RUN_FAILED
+
+
+async def _run_interruptibly(
+    graph: TaskGraph,
+    given: dict[str, Any],
+    backend: str,
+    model: str | None,
+    base_url: str | None,
+    timeout: float | None,
+    store: RunStore | None,
+    quiet: bool,
+    tools_root: Path,
+    allow_host: list[str],
+) -> RunResult | None:
+    """Run with Ctrl-C turned into a clean cancellation: in-flight engine requests are
+    aborted and the partial result is returned rather than lost."""
+    from taskloom.runtime import Runtime
+
+    tools = default_registry(root=tools_root, allowed_hosts=allow_host)
+    result: RunResult | None = None
+    running = False
+    async with anyio.create_task_group() as group:
+        interrupted = anyio.Event()
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    interrupted.set()
+                    if not running:  # still starting the engine: just stop
+                        group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(watch_signals)
+        progress = LiveProgress(graph.program, console, enabled=not quiet)
+        with progress:
+            progress.note(f"starting the {backend} engine…")
+            async with Runtime.open(
+                backend, model=model, base_url=base_url, tools=tools, store=store
+            ) as runtime:
+                progress.note("running")
+                running = True
+                result = await _run_until_interrupted(
+                    runtime, graph, given, timeout, progress, interrupted
+                )
+        group.cancel_scope.cancel()
+    return result
+
+
+async def _run_until_interrupted(
+    runtime: Any,
+    graph: TaskGraph,
+    given: dict[str, Any],
+    timeout: float | None,
+    progress: LiveProgress,
+    interrupted: anyio.Event,
+) -> RunResult:
+    finished: list[RunResult] = []
+    async with anyio.create_task_group() as group:
+
+        async def execute() -> None:
+            finished.append(
+                await runtime.run(graph.program, given, timeout=timeout, on_event=progress.update)
+            )
+            group.cancel_scope.cancel()
+
+        async def stop_on_interrupt() -> None:
+            await interrupted.wait()
+            group.cancel_scope.cancel()
+
+        group.start_soon(execute)
+        group.start_soon(stop_on_interrupt)
+    if finished:
+        return finished[0]
+    partial: RunResult = runtime.last_result
+    return partial.model_copy(update={"status": RunStatus.CANCELLED,
+                                      "error": "cancelled by the user (Ctrl-C)"})
+
+
+def _parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
+    given: dict[str, Any] = {}
+    if inputs_file is not None:
+        try:
+            loaded = json.loads(inputs_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            typer.echo(f"error: cannot read --inputs {inputs_file}: {exc}", err=True)
+            raise typer.Exit(ExitCode.BAD_INPUT) from None
+        if not isinstance(loaded, dict):
+            typer.echo(f"error: --inputs {inputs_file} must hold a JSON object", err=True)
+            raise typer.Exit(ExitCode.BAD_INPUT)
+        given.update(loaded)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            typer.echo(f"error: -i expects KEY=VALUE, got '{pair}'", err=True)
+            raise typer.Exit(ExitCode.BAD_INPUT)
+        try:
+            given[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            given[key] = raw  # plain text is a string input
+    return given
+
+
+@app.command()
+def graph(
+    spec: SpecArg,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Where to write: .mmd (Mermaid), .dot, .svg or .png.")
+    ],
+    tools_root: ToolsRootOpt = Path("."),
+    allow_host: AllowHostOpt = None,
+) -> None:
+    """Draw the program's DAG; the format follows the output file's extension."""
+    from taskloom.orchestrator.draw import UnknownFormat, write_graph
+
+    task_graph = _check(spec, tools_root, allow_host)
+    try:
+        write_graph(task_graph, output)
+    except UnknownFormat as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    typer.echo(f"wrote {output}")
+
+
+def main() -> None:
+    try:
+        app()
+    except TaskloomError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

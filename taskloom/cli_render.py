@@ -1,0 +1,123 @@
+"""How the CLI shows a run to a person (rich) and to a program (JSON)."""
+
+from __future__ import annotations
+
+import json
+import time
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from taskloom.orchestrator.events import NodeEvent
+from taskloom.orchestrator.result import NodeStatus, RunResult
+from taskloom.program.models import Program
+
+_STYLE = {
+    NodeStatus.PENDING: "dim",
+    NodeStatus.RUNNING: "yellow",
+    NodeStatus.SUCCEEDED: "green",
+    NodeStatus.FAILED: "bold red",
+    NodeStatus.SKIPPED: "cyan",
+    NodeStatus.CANCELLED: "magenta",
+}
+
+
+class LiveProgress:
+    """A live table of node states, updated from executor events."""
+
+    def __init__(self, program: Program, console: Console, *, enabled: bool = True) -> None:
+        self._states: dict[str, NodeEvent | None] = dict.fromkeys(program.nodes)
+        self._console = console
+        self._enabled = enabled
+        self._message = ""
+        self._since = time.monotonic()
+        self._live = Live(console=console, refresh_per_second=8, transient=True,
+                          get_renderable=self._render)
+
+    def __enter__(self) -> LiveProgress:
+        if self._enabled:
+            self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._enabled:
+            self._live.__exit__(kind, exc, tb)
+
+    def note(self, message: str) -> None:
+        self._message = message
+        self._since = time.monotonic()
+
+    def update(self, event: NodeEvent) -> None:
+        self._states[event.node_id] = event
+
+    def _render(self) -> Group:
+        table = Table(box=None, pad_edge=False, show_header=False)
+        for node_id, event in self._states.items():
+            status = event.status if event else NodeStatus.PENDING
+            tokens = f"{event.generated_tokens} tok" if event and event.generated_tokens else ""
+            table.add_row(node_id, Text(status.value, style=_STYLE[status]), tokens)
+        elapsed = time.monotonic() - self._since
+        return Group(Text(f"{self._message} ({elapsed:.0f}s)", style="bold"), table)
+
+
+def print_run_result(result: RunResult, console: Console) -> None:
+    table = Table(title=f"run {result.run_id} · {result.program} · {result.status.value}")
+    for column in ("node", "kind", "status", "start s", "time s", "prompt tok", "gen tok",
+                   "note"):
+        table.add_column(column, justify="right" if "tok" in column or " s" in column else "left")
+    for node in result.nodes.values():
+        table.add_row(
+            node.node_id,
+            node.kind,
+            Text(node.status.value, style=_STYLE[node.status]),
+            _seconds(node.started_s),
+            _seconds(node.duration_s),
+            str(node.prompt_tokens or ""),
+            str(node.generated_tokens or ""),
+            node.error or "",
+        )
+    console.print(table)
+    console.print(f"wall {result.wall_s:.2f}s · prompt {result.prompt_tokens} tok · "
+                  f"generated {result.generated_tokens} tok")
+    if result.error:
+        console.print(Text(f"error: {result.error}", style="bold red"))
+    console.print("[bold]outputs[/bold]")
+    console.print_json(json.dumps(result.outputs, default=str))
+
+
+def run_result_json(result: RunResult) -> dict[str, Any]:
+    """The `--json` shape: stable keys a program can rely on."""
+    return {
+        "run_id": result.run_id,
+        "program": result.program,
+        "status": result.status.value,
+        "error": result.error,
+        "wall_s": result.wall_s,
+        "outputs": result.outputs,
+        "nodes": {
+            node.node_id: {
+                "kind": node.kind,
+                "status": node.status.value,
+                "start": node.started_s,
+                "end": node.ended_s,
+                "attempts": node.attempts,
+                "prompt_tokens": node.prompt_tokens,
+                "generated_tokens": node.generated_tokens,
+                "cached_prompt_tokens": node.cached_prompt_tokens,
+                "llm_calls": node.llm_calls,
+                "error": node.error,
+                "output": node.output,
+            }
+            for node in result.nodes.values()
+        },
+    }
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"

@@ -1,0 +1,278 @@
+"""Runs a compiled program: every node starts the moment its inputs exist.
+
+There are no waves and no polling. Each finished node counts down its dependents, and a
+dependent whose count reaches zero is started in the same task group at once.
+
+A failing node fails only what depends on it; independent branches run to the end, so a
+failed or cancelled run keeps every output already computed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from taskloom.errors import TaskloomError
+from taskloom.orchestrator.compile import TaskGraph
+from taskloom.orchestrator.events import EventSink, NodeEvent, ignore_events
+from taskloom.orchestrator.inputs import resolve_inputs
+from taskloom.orchestrator.node_runners import (
+    CallUsage,
+    NodeEnvironment,
+    run_llm,
+    run_map,
+    run_tool,
+)
+from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
+from taskloom.orchestrator.scheduler.base import Scheduler
+from taskloom.program.models import LLMNode, MapNode, Node, ToolNode
+from taskloom.program.refs import TemplateError, evaluate_condition, render_value
+from taskloom.tools.registry import ToolRegistry
+
+
+@dataclass
+class _NodeRecord:
+    node_id: str
+    kind: str
+    status: NodeStatus = NodeStatus.PENDING
+    output: Any = None
+    error: str | None = None
+    started_s: float | None = None
+    ended_s: float | None = None
+    attempts: int = 0
+    usage: CallUsage = field(default_factory=CallUsage)
+    # Set when the node did not run because something it needs failed; such a skip
+    # spreads to its own dependents, unlike a skip by a false `when` guard.
+    blocked: bool = False
+
+    def freeze(self) -> NodeResult:
+        return NodeResult(
+            node_id=self.node_id,
+            kind=self.kind,
+            status=self.status,
+            output=self.output,
+            error=self.error,
+            started_s=self.started_s,
+            ended_s=self.ended_s,
+            attempts=self.attempts,
+            prompt_tokens=self.usage.prompt_tokens,
+            generated_tokens=self.usage.generated_tokens,
+            cached_prompt_tokens=self.usage.cached_prompt_tokens,
+            llm_calls=self.usage.llm_calls,
+        )
+
+
+class Executor:
+    """One run of one compiled program."""
+
+    def __init__(
+        self,
+        graph: TaskGraph,
+        *,
+        scheduler: Scheduler,
+        tools: ToolRegistry,
+        run_id: str | None = None,
+        on_event: EventSink = ignore_events,
+    ) -> None:
+        self.graph = graph
+        self.program = graph.program
+        self.scheduler = scheduler
+        self.tools = tools
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.on_event = on_event
+        self._records = {
+            node_id: _NodeRecord(node_id, node.kind)
+            for node_id, node in self.program.nodes.items()
+        }
+        self._waiting_on = {n: len(graph.dependencies(n)) for n in self.program.nodes}
+        self._inputs: dict[str, Any] = {}
+        self._started_at = 0.0
+        self._t0 = 0.0
+
+    async def run(self, inputs: Mapping[str, Any]) -> RunResult:
+        """Run to the end and return the result. Node failures do not raise; they are in
+        the result. If the caller cancels, in-flight calls are aborted, the partial
+        result is kept in `self.snapshot()`, and the cancellation propagates."""
+        self._inputs = resolve_inputs(self.program, inputs)
+        self._t0 = anyio.current_time()
+        self._started_at = time.time()
+        try:
+            async with anyio.create_task_group() as group:
+                for node_id, count in self._waiting_on.items():
+                    if count == 0:
+                        group.start_soon(self._run_node, group, node_id)
+        except anyio.get_cancelled_exc_class():
+            self._mark_unfinished_cancelled()
+            raise
+        return self.snapshot()
+
+    def snapshot(self, status: RunStatus | None = None, error: str | None = None) -> RunResult:
+        """The result as it stands now; complete once `run` has returned."""
+        records = self._records.values()
+        if status is None:
+            failed = [r.node_id for r in records if r.status is NodeStatus.FAILED]
+            cancelled = any(r.status is NodeStatus.CANCELLED for r in records)
+            status = RunStatus.CANCELLED if cancelled else (
+                RunStatus.FAILED if failed else RunStatus.SUCCEEDED
+            )
+            if failed and error is None:
+                error = "failed nodes: " + ", ".join(failed)
+        outputs, output_errors = self._render_outputs()
+        if output_errors and status is RunStatus.SUCCEEDED:
+            status = RunStatus.FAILED
+            error = "; ".join(output_errors)
+        return RunResult(
+            run_id=self.run_id,
+            program=self.program.name,
+            status=status,
+            inputs=self._inputs,
+            outputs=outputs,
+            nodes={r.node_id: r.freeze() for r in records},
+            error=error,
+            started_at=self._started_at,
+            wall_s=self._now(),
+        )
+
+    def _now(self) -> float:
+        return anyio.current_time() - self._t0 if self._t0 else 0.0
+
+    def _context(self) -> dict[str, Any]:
+        context: dict[str, Any] = {"inputs": self._inputs}
+        for record in self._records.values():
+            if record.status in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED):
+                context[record.node_id] = record.output
+        return context
+
+    async def _run_node(self, group: TaskGroup, node_id: str) -> None:
+        record = self._records[node_id]
+        node = self.program.nodes[node_id]
+        blockers = [d for d in self.graph.dependencies(node_id) if self._blocks(d)]
+        if blockers:
+            record.status, record.blocked = NodeStatus.SKIPPED, True
+            record.error = f"not run: upstream node '{blockers[0]}' failed"
+        else:
+            await self._attempt_until_done(node_id, node, record)
+        self._emit(record)
+        for dependent in self.graph.dependents(node_id):
+            self._waiting_on[dependent] -= 1
+            if self._waiting_on[dependent] == 0:
+                group.start_soon(self._run_node, group, dependent)
+
+    def _blocks(self, dependency: str) -> bool:
+        upstream = self._records[dependency]
+        return upstream.status is NodeStatus.FAILED or upstream.blocked
+
+    async def _attempt_until_done(self, node_id: str, node: Node, record: _NodeRecord) -> None:
+        context = self._context()
+        record.started_s = self._now()
+        try:
+            if node.when is not None and not evaluate_condition(node.when, context):
+                record.status = NodeStatus.SKIPPED
+                return
+            record.status = NodeStatus.RUNNING
+            self._emit(record)
+            record.output = await self._with_retries(node_id, node, record, context)
+            record.status = NodeStatus.SUCCEEDED
+        except anyio.get_cancelled_exc_class():
+            record.status = NodeStatus.CANCELLED
+            record.error = "cancelled"
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes node status
+            self._apply_on_error(node, record, exc)
+        finally:
+            record.ended_s = self._now()
+
+    async def _with_retries(
+        self, node_id: str, node: Node, record: _NodeRecord, context: dict[str, Any]
+    ) -> Any:
+        parents = tuple(
+            call for dep in self.graph.dependencies(node_id)
+            for call in self._records[dep].usage.call_ids
+        )
+        while True:
+            record.attempts += 1
+            env = NodeEnvironment(
+                run_id=self.run_id,
+                node_id=node_id,
+                scheduler=self.scheduler,
+                tools=self.tools,
+                defaults=self.program.defaults,
+                parent_call_ids=parents,
+                attempt=record.attempts,
+            )
+            try:
+                with anyio.fail_after(node.timeout):
+                    return await _run_body(node, context, env, record.usage)
+            except TimeoutError as exc:
+                failure: Exception = TimeoutError(f"timed out after {node.timeout:g}s")
+                failure.__cause__ = exc
+            except TemplateError:
+                raise  # a template that failed once fails every time
+            except Exception as exc:  # noqa: BLE001 - retried, then reported
+                failure = exc
+            if record.attempts > node.retries:
+                raise failure
+            record.error = _describe(failure)
+            await anyio.sleep(node.retry_backoff * 2 ** (record.attempts - 1))
+
+    def _apply_on_error(self, node: Node, record: _NodeRecord, exc: Exception) -> None:
+        record.error = _describe(exc)
+        if node.on_error == "skip":
+            record.status = NodeStatus.SKIPPED
+        elif node.on_error == "default":
+            record.status, record.output = NodeStatus.SUCCEEDED, node.default
+        else:
+            record.status = NodeStatus.FAILED
+
+    def _mark_unfinished_cancelled(self) -> None:
+        for record in self._records.values():
+            if record.status is NodeStatus.RUNNING:
+                record.status, record.error = NodeStatus.CANCELLED, "cancelled"
+                record.ended_s = self._now()
+
+    def _render_outputs(self) -> tuple[dict[str, Any], list[str]]:
+        context = self._context()
+        outputs: dict[str, Any] = {}
+        errors: list[str] = []
+        for name, template in self.program.outputs.items():
+            try:
+                outputs[name] = render_value(template, context)
+            except TaskloomError as exc:
+                outputs[name] = None
+                errors.append(f"output '{name}': {exc}")
+        return outputs, errors
+
+    def _emit(self, record: _NodeRecord) -> None:
+        self.on_event(
+            NodeEvent(
+                run_id=self.run_id,
+                node_id=record.node_id,
+                status=record.status,
+                at_s=self._now(),
+                attempt=record.attempts,
+                generated_tokens=record.usage.generated_tokens,
+                error=record.error,
+            )
+        )
+
+
+async def _run_body(
+    node: Node, context: Mapping[str, Any], env: NodeEnvironment, usage: CallUsage
+) -> Any:
+    if isinstance(node, LLMNode):
+        return await run_llm(node, context, env, usage)
+    if isinstance(node, ToolNode):
+        return await run_tool(node, context, env)
+    assert isinstance(node, MapNode)
+    return await run_map(node, context, env, usage)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, TaskloomError) else f"{type(exc).__name__}: {text}"

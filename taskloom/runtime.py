@@ -1,0 +1,111 @@
+"""The embedded Python API: a Runtime ties a backend, a scheduler and tools together and
+runs programs on them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+
+from taskloom.backends.base import Backend
+from taskloom.orchestrator.compile import compile_program
+from taskloom.orchestrator.events import EventSink, ignore_events
+from taskloom.orchestrator.executor import Executor
+from taskloom.orchestrator.result import RunResult, RunStatus
+from taskloom.orchestrator.scheduler import FifoScheduler, Scheduler
+from taskloom.orchestrator.store import RunStore
+from taskloom.program.models import Program
+from taskloom.tools.registry import ToolRegistry, default_registry
+
+
+class Runtime:
+    """Runs programs on one backend through one scheduler.
+
+    Build it around a backend you opened, or use `Runtime.open(...)`, which opens and
+    closes the backend for you.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        tools: ToolRegistry | None = None,
+        scheduler: Scheduler | None = None,
+        store: RunStore | None = None,
+    ) -> None:
+        self.backend = backend
+        self.tools = tools if tools is not None else default_registry()
+        self.scheduler = scheduler if scheduler is not None else FifoScheduler(backend)
+        self.store = store
+        self.last_result: RunResult | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        backend: str = "vllm",
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        tools: ToolRegistry | None = None,
+        store: RunStore | None = None,
+        **backend_options: Any,
+    ) -> AsyncIterator[Runtime]:
+        from taskloom.backends.factory import open_backend
+
+        engine = await open_backend(backend, model=model, base_url=base_url, **backend_options)
+        try:
+            yield cls(engine, tools=tools, store=store)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await engine.close()
+
+    async def run(
+        self,
+        program: Program,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        on_event: EventSink = ignore_events,
+        run_id: str | None = None,
+    ) -> RunResult:
+        """Check and run `program`. Node failures and a `timeout` end in the result's
+        status; a cancellation from outside propagates after in-flight calls are
+        aborted, with the partial result in `self.last_result` (and the store)."""
+        graph = compile_program(program, self.tools)
+        executor = Executor(
+            graph, scheduler=self.scheduler, tools=self.tools, run_id=run_id, on_event=on_event
+        )
+        result: RunResult | None = None
+        try:
+            with anyio.move_on_after(timeout):
+                result = await executor.run(inputs or {})
+            if result is None:
+                result = executor.snapshot(RunStatus.CANCELLED, f"run timed out after {timeout:g}s")
+            return result
+        finally:
+            final = result if result is not None else executor.snapshot(
+                RunStatus.CANCELLED, "run cancelled"
+            )
+            self.last_result = final
+            if self.store is not None:
+                self.store.save(final)
+
+
+async def run_program(
+    program: Program,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    backend: Backend | str = "vllm",
+    model: str | None = None,
+    base_url: str | None = None,
+    tools: ToolRegistry | None = None,
+    timeout: float | None = None,
+) -> RunResult:
+    """Run one program; open (and close) the backend when given by name."""
+    if not isinstance(backend, str):
+        return await Runtime(backend, tools=tools).run(program, inputs, timeout=timeout)
+    async with Runtime.open(backend, model=model, base_url=base_url, tools=tools) as runtime:
+        return await runtime.run(program, inputs, timeout=timeout)
