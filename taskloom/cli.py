@@ -7,12 +7,13 @@ import signal
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import anyio
 import typer
 from rich.console import Console
 
+from taskloom.backends.factory import BackendName as EngineName
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json
 from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
@@ -198,7 +199,7 @@ async def _run_interruptibly(
         with progress:
             progress.note(f"starting the {backend} engine…")
             async with Runtime.open(
-                backend, model=model, base_url=base_url, tools=tools, store=store
+                cast(EngineName, backend), model=model, base_url=base_url, tools=tools, store=store
             ) as runtime:
                 progress.note("running")
                 running = True
@@ -235,8 +236,7 @@ async def _run_until_interrupted(
     if finished:
         return finished[0]
     partial: RunResult = runtime.last_result
-    return partial.model_copy(update={"status": RunStatus.CANCELLED,
-                                      "error": "cancelled by the user (Ctrl-C)"})
+    return partial.with_status(RunStatus.CANCELLED, "cancelled by the user (Ctrl-C)")
 
 
 def _parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
@@ -267,7 +267,8 @@ def _parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
 def graph(
     spec: SpecArg,
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Where to write: .mmd (Mermaid), .dot, .svg or .png.")
+        Path,
+        typer.Option("-o", "--output", help="Where to write: .mmd (Mermaid), .dot, .svg or .png."),
     ],
     tools_root: ToolsRootOpt = Path("."),
     allow_host: AllowHostOpt = None,

@@ -10,9 +10,11 @@ from typing import Any
 import anyio
 
 from taskloom.backends.base import Backend
+from taskloom.backends.factory import BackendName, open_backend
 from taskloom.orchestrator.compile import compile_program
 from taskloom.orchestrator.events import EventSink, ignore_events
 from taskloom.orchestrator.executor import Executor
+from taskloom.orchestrator.inputs import resolve_inputs
 from taskloom.orchestrator.result import RunResult, RunStatus
 from taskloom.orchestrator.scheduler import FifoScheduler, Scheduler
 from taskloom.orchestrator.store import RunStore
@@ -45,7 +47,7 @@ class Runtime:
     @asynccontextmanager
     async def open(
         cls,
-        backend: str = "vllm",
+        backend: BackendName = "vllm",
         *,
         model: str | None = None,
         base_url: str | None = None,
@@ -53,8 +55,6 @@ class Runtime:
         store: RunStore | None = None,
         **backend_options: Any,
     ) -> AsyncIterator[Runtime]:
-        from taskloom.backends.factory import open_backend
-
         engine = await open_backend(backend, model=model, base_url=base_url, **backend_options)
         try:
             yield cls(engine, tools=tools, store=store)
@@ -75,13 +75,14 @@ class Runtime:
         status; a cancellation from outside propagates after in-flight calls are
         aborted, with the partial result in `self.last_result` (and the store)."""
         graph = compile_program(program, self.tools)
+        resolved = resolve_inputs(program, inputs or {})  # refuse bad inputs before starting
         executor = Executor(
             graph, scheduler=self.scheduler, tools=self.tools, run_id=run_id, on_event=on_event
         )
         result: RunResult | None = None
         try:
             with anyio.move_on_after(timeout):
-                result = await executor.run(inputs or {})
+                result = await executor.run(resolved)
             if result is None:
                 result = executor.snapshot(RunStatus.CANCELLED, f"run timed out after {timeout:g}s")
             return result
@@ -98,7 +99,7 @@ async def run_program(
     program: Program,
     inputs: Mapping[str, Any] | None = None,
     *,
-    backend: Backend | str = "vllm",
+    backend: Backend | BackendName = "vllm",
     model: str | None = None,
     base_url: str | None = None,
     tools: ToolRegistry | None = None,

@@ -90,8 +90,12 @@ class Executor:
             node_id: _NodeRecord(node_id, node.kind)
             for node_id, node in self.program.nodes.items()
         }
-        self._waiting_on = {n: len(graph.dependencies(n)) for n in self.program.nodes}
+        # Looked up once: the hot path asks for these several times per node.
+        self._dependencies = {n: graph.dependencies(n) for n in self.program.nodes}
+        self._dependents = {n: graph.dependents(n) for n in self.program.nodes}
+        self._waiting_on = {n: len(deps) for n, deps in self._dependencies.items()}
         self._inputs: dict[str, Any] = {}
+        self._visible: dict[str, Any] = {"inputs": self._inputs}
         self._started_at = 0.0
         self._t0 = 0.0
 
@@ -100,6 +104,7 @@ class Executor:
         the result. If the caller cancels, in-flight calls are aborted, the partial
         result is kept in `self.snapshot()`, and the cancellation propagates."""
         self._inputs = resolve_inputs(self.program, inputs)
+        self._visible["inputs"] = self._inputs
         self._t0 = anyio.current_time()
         self._started_at = time.time()
         try:
@@ -142,24 +147,34 @@ class Executor:
     def _now(self) -> float:
         return anyio.current_time() - self._t0 if self._t0 else 0.0
 
-    def _context(self) -> dict[str, Any]:
-        context: dict[str, Any] = {"inputs": self._inputs}
-        for record in self._records.values():
-            if record.status in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED):
-                context[record.node_id] = record.output
+    def _context(self, node_id: str | None = None) -> dict[str, Any]:
+        """What templates may read. A node sees only the inputs and its dependencies:
+        every name a template references is a dependency, and a small context keeps
+        each render cheap (Jinja copies the context it is given)."""
+        if node_id is None:
+            return self._visible
+        context = {"inputs": self._inputs}
+        for dependency in self._dependencies[node_id]:
+            if dependency in self._visible:
+                context[dependency] = self._visible[dependency]
         return context
+
+    def _publish(self, record: _NodeRecord) -> None:
+        if record.status in (NodeStatus.SUCCEEDED, NodeStatus.SKIPPED):
+            self._visible[record.node_id] = record.output
 
     async def _run_node(self, group: TaskGroup, node_id: str) -> None:
         record = self._records[node_id]
         node = self.program.nodes[node_id]
-        blockers = [d for d in self.graph.dependencies(node_id) if self._blocks(d)]
+        blockers = [d for d in self._dependencies[node_id] if self._blocks(d)]
         if blockers:
             record.status, record.blocked = NodeStatus.SKIPPED, True
             record.error = f"not run: upstream node '{blockers[0]}' failed"
         else:
             await self._attempt_until_done(node_id, node, record)
+        self._publish(record)
         self._emit(record)
-        for dependent in self.graph.dependents(node_id):
+        for dependent in self._dependents[node_id]:
             self._waiting_on[dependent] -= 1
             if self._waiting_on[dependent] == 0:
                 group.start_soon(self._run_node, group, dependent)
@@ -169,7 +184,7 @@ class Executor:
         return upstream.status is NodeStatus.FAILED or upstream.blocked
 
     async def _attempt_until_done(self, node_id: str, node: Node, record: _NodeRecord) -> None:
-        context = self._context()
+        context = self._context(node_id)
         record.started_s = self._now()
         try:
             if node.when is not None and not evaluate_condition(node.when, context):
@@ -183,7 +198,7 @@ class Executor:
             record.status = NodeStatus.CANCELLED
             record.error = "cancelled"
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes node status
+        except Exception as exc:  # every failure becomes a node status
             self._apply_on_error(node, record, exc)
         finally:
             record.ended_s = self._now()
@@ -192,7 +207,7 @@ class Executor:
         self, node_id: str, node: Node, record: _NodeRecord, context: dict[str, Any]
     ) -> Any:
         parents = tuple(
-            call for dep in self.graph.dependencies(node_id)
+            call for dep in self._dependencies[node_id]
             for call in self._records[dep].usage.call_ids
         )
         while True:
@@ -207,6 +222,8 @@ class Executor:
                 attempt=record.attempts,
             )
             try:
+                if node.timeout is None:  # no cancel scope to set up on the common path
+                    return await _run_body(node, context, env, record.usage)
                 with anyio.fail_after(node.timeout):
                     return await _run_body(node, context, env, record.usage)
             except TimeoutError as exc:
@@ -214,8 +231,8 @@ class Executor:
                 failure.__cause__ = exc
             except TemplateError:
                 raise  # a template that failed once fails every time
-            except Exception as exc:  # noqa: BLE001 - retried, then reported
-                failure = exc
+            except Exception as exc:  # retried, then reported
+                failure = _root_cause(exc)
             if record.attempts > node.retries:
                 raise failure
             record.error = _describe(failure)
@@ -249,6 +266,8 @@ class Executor:
         return outputs, errors
 
     def _emit(self, record: _NodeRecord) -> None:
+        if self.on_event is ignore_events:  # nobody listens: skip building the event
+            return
         self.on_event(
             NodeEvent(
                 run_id=self.run_id,
@@ -271,6 +290,14 @@ async def _run_body(
         return await run_tool(node, context, env)
     assert isinstance(node, MapNode)
     return await run_map(node, context, env, usage)
+
+
+def _root_cause(exc: Exception) -> Exception:
+    """The first real error inside task-group wrappers (maps and n-sample nodes run their
+    calls in task groups, which wrap failures in exception groups)."""
+    while isinstance(exc, ExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _describe(exc: BaseException) -> str:

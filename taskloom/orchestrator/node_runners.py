@@ -173,7 +173,9 @@ def _parse_json_output(text: str, schema: dict[str, Any]) -> Any:
     try:
         jsonschema.validate(value, schema)
     except jsonschema.ValidationError as exc:
-        raise NodeOutputError(f"the model's JSON does not match output_schema: {exc.message}")
+        raise NodeOutputError(
+            f"the model's JSON does not match output_schema: {exc.message}"
+        ) from None
     return value
 
 

@@ -1,11 +1,16 @@
-"""What a run produces: every node's output, status, times and tokens."""
+"""What a run produces: every node's output, status, times and tokens.
+
+Plain frozen dataclasses rather than Pydantic models: a run of ten thousand nodes builds
+ten thousand of these, and validation would cost more than running the nodes did.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class NodeStatus(StrEnum):
@@ -17,10 +22,9 @@ class NodeStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class NodeResult(BaseModel):
+@dataclass(frozen=True)
+class NodeResult:
     """One node's outcome. Times are seconds since the run started."""
-
-    model_config = ConfigDict(frozen=True)
 
     node_id: str
     kind: str
@@ -48,17 +52,16 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class RunResult(BaseModel):
+@dataclass(frozen=True)
+class RunResult:
     """A whole run. A failed or cancelled run keeps every output already computed."""
-
-    model_config = ConfigDict(frozen=True)
 
     run_id: str
     program: str
     status: RunStatus
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    nodes: dict[str, NodeResult] = Field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    nodes: dict[str, NodeResult] = field(default_factory=dict)
     error: str | None = None
     started_at: float = 0.0
     wall_s: float = 0.0
@@ -70,3 +73,24 @@ class RunResult(BaseModel):
     @property
     def generated_tokens(self) -> int:
         return sum(n.generated_tokens for n in self.nodes.values())
+
+    @property
+    def llm_calls(self) -> int:
+        return sum(n.llm_calls for n in self.nodes.values())
+
+    def with_status(self, status: RunStatus, error: str | None) -> RunResult:
+        return dataclasses.replace(self, status=status, error=error)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=str)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        nodes = {
+            node_id: NodeResult(**{**node, "status": NodeStatus(node["status"])})
+            for node_id, node in data.get("nodes", {}).items()
+        }
+        return cls(**{**data, "status": RunStatus(data["status"]), "nodes": nodes})

@@ -3,6 +3,7 @@ Ctrl-C, and a run can be looked at afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -21,12 +22,12 @@ class RunStore:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / f"{result.run_id}.json"
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(result.model_dump_json(indent=2))
+        tmp.write_text(result.to_json())
         tmp.replace(path)  # atomic: a reader never sees half a file
         return path
 
     def load(self, run_id: str) -> RunResult:
-        return RunResult.model_validate_json((self.root / f"{run_id}.json").read_text())
+        return RunResult.from_dict(json.loads((self.root / f"{run_id}.json").read_text()))
 
     def run_ids(self) -> list[str]:
         if not self.root.exists():

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 NODE_ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Names a node may not take because templates use them for something else.
-RESERVED_NAMES = frozenset({"inputs", "item", "index", "loop", "true", "false", "none"})
+RESERVED_NAMES = frozenset(
+    {"inputs", "item", "index", "loop", "true", "false", "none", "True", "False", "None"}
+)
 
 
 class _Model(BaseModel):

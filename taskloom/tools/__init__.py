@@ -1,1 +1,5 @@
-"""tools."""
+"""Tools: `@tool` functions, the registry that names them, and the built-ins."""
+
+from taskloom.tools.registry import Tool, ToolNotFound, ToolRegistry, default_registry, tool
+
+__all__ = ["Tool", "ToolNotFound", "ToolRegistry", "default_registry", "tool"]

@@ -1,0 +1,58 @@
+"""read_file: text files under one root directory, and nothing outside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+
+from taskloom.errors import ToolError
+from taskloom.tools.registry import Tool, tool
+
+DEFAULT_MAX_BYTES = 65536
+# A ceiling on what one call may ask for, so a planner cannot pull a huge file into memory.
+MAX_BYTES_CEILING = 16 * 1024 * 1024
+
+
+def resolve_under_root(root: Path, path: str, *, tool_name: str) -> Path:
+    """The file `path` names, relative to `root`, after following every symlink.
+
+    Refuses a path that ends up outside `root` ("..", an absolute path elsewhere, or a
+    symlink pointing out), and one that is not an existing regular file.
+    """
+    resolved_root = root.resolve()
+    try:
+        target = (resolved_root / path).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # null bytes, symlink loops
+        raise ToolError(f"{tool_name}: cannot resolve '{path}': {exc}") from None
+    if not target.is_relative_to(resolved_root):
+        raise ToolError(f"{tool_name}: '{path}' is outside the allowed root {resolved_root}")
+    if not target.exists():
+        raise ToolError(f"{tool_name}: no file '{path}' under {resolved_root}")
+    if not target.is_file():
+        raise ToolError(f"{tool_name}: '{path}' is not a regular file")
+    return target
+
+
+def read_file_tool(root: Path | str) -> Tool:
+    """A `read_file` tool confined to `root`."""
+    confined_root = Path(root).resolve()
+
+    def read_file(
+        path: str,
+        max_bytes: Annotated[int, Field(ge=1, le=MAX_BYTES_CEILING)] = DEFAULT_MAX_BYTES,
+    ) -> str:
+        """Read a text file and return its contents (decoded as UTF-8).
+
+        Args:
+            path: The file's path, relative to the tool's root directory.
+            max_bytes: Read at most this many bytes from the start of the file.
+        """
+        target = resolve_under_root(confined_root, path, tool_name="read_file")
+        with target.open("rb") as handle:
+            data = handle.read(max_bytes)
+        # A cut may split a multi-byte character; replace it rather than fail.
+        return data.decode("utf-8", errors="replace")
+
+    return tool(read_file)
