@@ -18,7 +18,7 @@ from taskloom.backends.base import GenerateRequest, Message, SamplingParams
 from taskloom.errors import TaskloomError
 from taskloom.orchestrator.scheduler.base import Scheduler
 from taskloom.program.models import Defaults, LLMNode, MapNode, ToolNode
-from taskloom.program.refs import render_template, render_value
+from taskloom.program.refs import evaluate_condition, render_template, render_value
 from taskloom.tools.registry import ToolRegistry
 
 
@@ -102,6 +102,8 @@ async def run_map(
         async with limiter:
             inner = {**context, node.item_name: item, "index": index}
             body = node.node
+            if body.when is not None and not evaluate_condition(body.when, inner):
+                return  # this item is skipped; its slot stays None
             if isinstance(body, LLMNode):
                 results[index] = await run_llm(body, inner, env, usage, call_suffix=f"[{index}]")
             else:

@@ -371,3 +371,21 @@ def test_registry_fixture_is_isolated() -> None:
     # Registering a test tool must not leak into a fresh default registry.
     assert "explode" not in default_registry()
     assert isinstance(default_registry(), ToolRegistry)
+
+
+@pytest.mark.anyio
+async def test_a_guard_inside_a_map_skips_single_items() -> None:
+    spec = """
+name: m
+inputs:
+  xs: {type: array, default: [1, 2, 3, 4]}
+nodes:
+  odd:
+    kind: map
+    over: "{{ inputs.xs }}"
+    node: {kind: tool, tool: calculator, args: {expression: "{{ item }} * 10"}, when: "item % 2"}
+outputs:
+  all: "{{ odd }}"
+"""
+    result = await _runtime(ScriptedBackend()).run(loads(spec))
+    assert result.outputs["all"] == [10, None, 30, None]

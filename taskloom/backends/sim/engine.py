@@ -1,0 +1,251 @@
+"""The scheduler of a continuous-batching engine, as a pure state machine.
+
+Each step the engine first gives every running request its next tokens (one for a
+decoding request, the next chunk for a prefilling one) within the step's token budget,
+preempting running requests by recompute when KV blocks run out. Only if nothing was
+preempted does it admit waiting requests, in queue order, while the budget, the
+`max_num_seqs` limit and the KV cache allow; the first that does not fit stops admission.
+This is the shape of vLLM's V1 scheduler. Nothing here sleeps: `schedule()` says what a
+step computes and how long it takes, `complete()` applies it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from taskloom.backends.sim.config import SimEngineConfig
+from taskloom.backends.sim.cost import StepBatch, StepCostModel
+from taskloom.backends.sim.kv_cache import KVBlock, KVCache
+from taskloom.backends.sim.request import RequestStatus, SimRequest
+from taskloom.backends.sim.stats import SimStats, StatsTally
+from taskloom.backends.sim.waiting import make_waiting_queue
+from taskloom.errors import BackendError
+
+
+@dataclass(frozen=True)
+class ScheduledWork:
+    """One request's share of a step: `num_tokens` new tokens on top of its context."""
+
+    request: SimRequest
+    num_tokens: int
+    is_decode: bool
+    context_tokens: int
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    work: tuple[ScheduledWork, ...]
+    batch: StepBatch
+    seconds: float
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.work
+
+
+@dataclass
+class _StepDraft:
+    budget: int
+    work: list[ScheduledWork] = field(default_factory=list)
+    preempted: bool = False
+
+    def add(self, request: SimRequest, num_tokens: int) -> None:
+        context = request.num_computed_tokens + num_tokens
+        self.work.append(ScheduledWork(request, num_tokens, request.is_decoding, context))
+        self.budget -= num_tokens
+
+    def drop(self, request: SimRequest) -> None:
+        for index, work in enumerate(self.work):
+            if work.request is request:
+                self.budget += work.num_tokens
+                del self.work[index]
+                return
+
+    def batch(self) -> StepBatch:
+        return StepBatch(
+            prefill_tokens=sum(w.num_tokens for w in self.work if not w.is_decode),
+            decode_seqs=sum(1 for w in self.work if w.is_decode),
+            context_tokens=sum(w.context_tokens for w in self.work),
+        )
+
+
+class SimEngine:
+    """Waiting queue, running list and KV cache of one simulated engine."""
+
+    def __init__(self, config: SimEngineConfig, cost: StepCostModel) -> None:
+        self.config = config
+        self.cost = cost
+        self.kv = KVCache(config.num_kv_blocks, config.block_size)
+        self.waiting = make_waiting_queue(config.policy)
+        self.running: list[SimRequest] = []
+        self._tally = StatsTally()
+        self._ids = itertools.count()
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.running) or len(self.waiting) > 0
+
+    def stats(self) -> SimStats:
+        return self._tally.snapshot()
+
+    def submit(self, tokens: list[int], output_tokens: int, priority: int = 0) -> SimRequest:
+        """Queue a request that will generate exactly `output_tokens` tokens."""
+        request_id = next(self._ids)
+        self.check_fits(len(tokens), output_tokens)
+        request = SimRequest(request_id, request_id, priority, list(tokens), output_tokens)
+        self.waiting.add(request)
+        return request
+
+    def abort(self, request: SimRequest) -> None:
+        if request.status is RequestStatus.RUNNING:
+            self.running.remove(request)
+            self._release(request)
+        elif request.status is RequestStatus.WAITING:
+            self.waiting.remove(request)
+        else:
+            return
+        request.status = RequestStatus.ABORTED
+        self._tally.aborted_requests += 1
+
+    def schedule(self) -> StepPlan:
+        draft = _StepDraft(budget=self.config.max_num_batched_tokens)
+        self._schedule_running(draft)
+        if not draft.preempted:
+            self._admit_waiting(draft)
+        batch = draft.batch()
+        return StepPlan(tuple(draft.work), batch, self.cost.step_time(batch))
+
+    def complete(self, plan: StepPlan) -> list[SimRequest]:
+        """Apply a step that has run; return the requests that got a new token."""
+        self._tally.steps += 1
+        self._tally.busy_s += plan.seconds
+        self._tally.prefill_tokens += plan.batch.prefill_tokens
+        advanced: list[SimRequest] = []
+        for work in plan.work:
+            # A request aborted while its step ran has already given its blocks back.
+            if work.request.status is RequestStatus.RUNNING and self._advance(work):
+                advanced.append(work.request)
+        return advanced
+
+    def check_fits(self, num_prompt_tokens: int, output_tokens: int) -> None:
+        """Raise `BackendError` for a request that could not run even alone."""
+        # The last sampled token is never fed back, so it needs no KV slot.
+        longest = num_prompt_tokens + output_tokens - 1
+        if self.kv.blocks_for(longest) > self.config.num_kv_blocks:
+            raise BackendError(
+                f"request needs {longest} tokens of KV cache; the simulated engine has "
+                f"{self.config.kv_capacity_tokens}"
+            )
+
+    def _schedule_running(self, draft: _StepDraft) -> None:
+        for request in list(self.running):
+            if draft.budget <= 0:
+                return
+            if request.status is not RequestStatus.RUNNING:
+                continue  # preempted earlier in this loop
+            num_tokens = min(request.num_uncomputed_tokens, draft.budget)
+            if not self._grow_or_preempt(request, num_tokens, draft):
+                return
+            draft.add(request, num_tokens)
+
+    def _grow_or_preempt(self, request: SimRequest, num_tokens: int, draft: _StepDraft) -> bool:
+        """Give `request` blocks for `num_tokens` more tokens, preempting running requests
+        until they fit. False if `request` itself had to be preempted."""
+        target = request.num_computed_tokens + num_tokens
+        needed = self.kv.blocks_for(target) - len(request.blocks)
+        while not self.kv.can_allocate(needed):
+            victim = self._pick_victim()
+            self._preempt(victim, draft)
+            if victim is request:
+                return False
+        request.blocks.extend(self.kv.allocate(max(needed, 0)))
+        return True
+
+    def _pick_victim(self) -> SimRequest:
+        if self.config.policy == "priority":
+            return max(self.running, key=lambda r: (r.priority, r.arrival_seq))
+        return self.running[-1]
+
+    def _preempt(self, victim: SimRequest, draft: _StepDraft) -> None:
+        self.running.remove(victim)
+        draft.drop(victim)
+        draft.preempted = True
+        self._release(victim)
+        victim.num_computed_tokens = 0
+        victim.num_preemptions += 1
+        victim.status = RequestStatus.WAITING
+        self.waiting.readmit(victim)
+        self._tally.preemptions += 1
+
+    def _admit_waiting(self, draft: _StepDraft) -> None:
+        while len(self.waiting) and draft.budget > 0:
+            if len(self.running) >= self.config.max_num_seqs:
+                return
+            if not self._try_admit(self.waiting.peek(), draft):
+                return
+
+    def _try_admit(self, request: SimRequest, draft: _StepDraft) -> bool:
+        hits = self._prefix_hits(request)
+        cached_tokens = len(hits) * self.config.block_size
+        num_tokens = min(len(request.tokens) - cached_tokens, draft.budget)
+        needed = self.kv.blocks_for(cached_tokens + num_tokens) - len(hits)
+        if not self.kv.can_allocate(needed, reusing=hits):
+            return False
+        self.waiting.pop()
+        self.kv.share(hits)
+        request.blocks = hits + self.kv.allocate(needed)
+        self._start_running(request, cached_tokens)
+        draft.add(request, num_tokens)
+        return True
+
+    def _prefix_hits(self, request: SimRequest) -> list[KVBlock]:
+        if not self.config.enable_prefix_caching:
+            return []
+        # At least one token must be computed to produce the next token's logits.
+        max_blocks = (len(request.tokens) - 1) // self.config.block_size
+        return self.kv.lookup_prefix(request.block_hashes(max_blocks, self.config.block_size))
+
+    def _start_running(self, request: SimRequest, cached_tokens: int) -> None:
+        request.num_computed_tokens = cached_tokens
+        request.num_remembered_blocks = cached_tokens // self.config.block_size
+        if request.cached_prompt_tokens is None:
+            request.cached_prompt_tokens = min(cached_tokens, request.num_prompt_tokens)
+        request.status = RequestStatus.RUNNING
+        self.running.append(request)
+        self._tally.cached_prompt_tokens += cached_tokens
+        self._tally.peak_running = max(self._tally.peak_running, len(self.running))
+
+    def _advance(self, work: ScheduledWork) -> bool:
+        request = work.request
+        request.num_computed_tokens += work.num_tokens
+        self._remember_full_blocks(request)
+        if request.num_uncomputed_tokens > 0:
+            return False  # a prefill chunk short of the end samples nothing
+        request.append_output_token()
+        self._tally.generated_tokens += 1
+        if request.is_complete:
+            self._finish(request)
+        return True
+
+    def _remember_full_blocks(self, request: SimRequest) -> None:
+        # Blocks become findable when the step that computed them ends, so two requests
+        # admitted in the same step with the same prefix both compute it.
+        if not self.config.enable_prefix_caching:
+            return
+        full = request.num_computed_tokens // self.config.block_size
+        hashes = request.block_hashes(full, self.config.block_size)
+        for index in range(request.num_remembered_blocks, full):
+            self.kv.remember(request.blocks[index], hashes[index])
+        request.num_remembered_blocks = full
+
+    def _finish(self, request: SimRequest) -> None:
+        self.running.remove(request)
+        self._release(request)
+        request.status = RequestStatus.FINISHED
+        self._tally.finished_requests += 1
+
+    def _release(self, request: SimRequest) -> None:
+        self.kv.release(request.blocks)
+        request.blocks = []
+        request.num_remembered_blocks = 0

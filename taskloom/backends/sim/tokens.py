@@ -1,0 +1,66 @@
+"""A stand-in tokenizer: stable token ids without a model.
+
+The simulator only needs token *counts* and token *identity*: identical prefixes must give
+identical ids so that the prefix cache can find them. Real BPE tokenizers average about
+four characters of English per token, so each whitespace-separated word is cut into
+four-character pieces, and each piece's id is a hash of its text (stable across runs and
+machines, unlike Python's salted `hash(str)`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+
+from taskloom.backends.base import GenerateRequest, Message
+
+CHARS_PER_TOKEN = 4
+FILLER_TEXT = "tok "
+"""The text of every simulated output token."""
+
+_WORD = re.compile(r"\S+")
+
+
+def approx_tokens(text: str) -> list[int]:
+    """Token ids of `text`: each word split into 4-character pieces, ids by hashing."""
+    return [_piece_id(piece) for word in _WORD.findall(text) for piece in _pieces(word)]
+
+
+def request_tokens(request: GenerateRequest) -> list[int]:
+    """The prompt of `request` as token ids, never empty (an engine needs one token)."""
+    if request.messages is not None:
+        tokens = _chat_tokens(request.messages)
+    else:
+        tokens = approx_tokens(request.prompt or "")
+    return tokens or [_piece_id("<|begin|>")]
+
+
+def _chat_tokens(messages: tuple[Message, ...]) -> list[int]:
+    # A chat template puts a role header before each message and an assistant header
+    # last. The last header matches the one a later call puts before this answer, so
+    # a follow-up call that quotes the answer shares the whole earlier sequence.
+    tokens: list[int] = []
+    for message in messages:
+        tokens.append(_role_header(message.role))
+        tokens.extend(approx_tokens(message.content))
+    tokens.append(_role_header("assistant"))
+    return tokens
+
+
+def _role_header(role: str) -> int:
+    return _piece_id(f"<|{role}|>")
+
+
+def _pieces(word: str) -> list[str]:
+    return [word[i : i + CHARS_PER_TOKEN] for i in range(0, len(word), CHARS_PER_TOKEN)]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _piece_id(piece: str) -> int:
+    digest = hashlib.blake2b(piece.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
+
+
+FILLER_TOKEN_ID = approx_tokens(FILLER_TEXT)[0]
+"""The id of every simulated output token; equal to the id of "tok" in a later prompt."""
