@@ -95,6 +95,7 @@ class Executor:
         self._dependents = {n: graph.dependents(n) for n in self.program.nodes}
         self._waiting_on = {n: len(deps) for n, deps in self._dependencies.items()}
         self._inputs: dict[str, Any] = {}
+        self._subtasks: dict[str, NodeResult] = {}
         self._visible: dict[str, Any] = {"inputs": self._inputs}
         self._started_at = 0.0
         self._t0 = 0.0
@@ -138,7 +139,7 @@ class Executor:
             status=status,
             inputs=self._inputs,
             outputs=outputs,
-            nodes={r.node_id: r.freeze() for r in records},
+            nodes={**{r.node_id: r.freeze() for r in records}, **self._subtasks},
             error=error,
             started_at=self._started_at,
             wall_s=self._now(),
@@ -178,6 +179,9 @@ class Executor:
             self._waiting_on[dependent] -= 1
             if self._waiting_on[dependent] == 0:
                 group.start_soon(self._run_node, group, dependent)
+
+    def _record_subtask(self, result: NodeResult) -> None:
+        self._subtasks[result.node_id] = result
 
     def _blocks(self, dependency: str) -> bool:
         upstream = self._records[dependency]
@@ -220,6 +224,8 @@ class Executor:
                 defaults=self.program.defaults,
                 parent_call_ids=parents,
                 attempt=record.attempts,
+                report_subtask=self._record_subtask,
+                clock=self._now,
             )
             try:
                 if node.timeout is None:  # no cancel scope to set up on the common path

@@ -6,7 +6,7 @@ The executor owns ordering, retries and status; these functions only do one atte
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +16,7 @@ import jsonschema
 
 from taskloom.backends.base import GenerateRequest, Message, SamplingParams
 from taskloom.errors import TaskloomError
+from taskloom.orchestrator.result import NodeResult
 from taskloom.orchestrator.scheduler.base import Scheduler
 from taskloom.program.models import Defaults, LLMNode, MapNode, ToolNode
 from taskloom.program.refs import evaluate_condition, render_template, render_value
@@ -52,6 +53,11 @@ class NodeEnvironment:
     defaults: Defaults
     parent_call_ids: tuple[str, ...] = ()
     attempt: int = 1
+    # Nodes that appear while the run goes on (the tasks of a planner's plan) are
+    # reported here so that they show in the result and trace with their own timings.
+    report_subtask: Callable[[NodeResult], None] = field(default=lambda result: None)
+    # Seconds since the run started, on the run's clock (virtual under the simulator).
+    clock: Callable[[], float] = field(default=lambda: 0.0)
 
 
 async def run_llm(
