@@ -1,1 +1,40 @@
-"""taskloom: a runtime for fast LLM agent programs."""
+"""taskloom: a runtime for fast LLM agent programs.
+
+Public API only; everything else lives in the subpackages.
+"""
+
+from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, ToolError
+from taskloom.orchestrator.compile import TaskGraph, compile_program
+from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
+from taskloom.program.load import load, loads
+from taskloom.program.models import Defaults, InputSpec, LLMNode, MapNode, Program, ToolNode
+from taskloom.runtime import Runtime, run_program
+from taskloom.tools.registry import Tool, ToolRegistry, default_registry, tool
+
+__all__ = [
+    "BackendError",
+    "Defaults",
+    "InputSpec",
+    "LLMNode",
+    "MapNode",
+    "NodeResult",
+    "NodeStatus",
+    "Program",
+    "RunResult",
+    "RunStatus",
+    "Runtime",
+    "SpecError",
+    "SpecErrors",
+    "TaskGraph",
+    "TaskloomError",
+    "Tool",
+    "ToolError",
+    "ToolNode",
+    "ToolRegistry",
+    "compile_program",
+    "default_registry",
+    "load",
+    "loads",
+    "run_program",
+    "tool",
+]

@@ -17,7 +17,7 @@ from taskloom.backends.factory import BackendName as EngineName
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json
 from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
-from taskloom.orchestrator.inputs import InputError
+from taskloom.orchestrator.inputs import InputError, resolve_inputs
 from taskloom.orchestrator.result import RunResult, RunStatus
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.load import load
@@ -133,6 +133,11 @@ def run(
     """
     graph = _check(spec, tools_root, allow_host)
     given = _parse_inputs(input or [], inputs)
+    try:
+        given = resolve_inputs(graph.program, given)  # before paying for an engine start
+    except InputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     store = RunStore() if save else None
     try:
         result = anyio.run(
@@ -140,9 +145,6 @@ def run(
             store, json_out, tools_root, allow_host or [],
             backend="asyncio",
         )
-    except InputError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
         raise typer.Exit(ExitCode.ENGINE_ERROR) from None

@@ -1,0 +1,127 @@
+"""The command line without an engine: validate, graph, argument errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from taskloom.cli import app
+
+SPECS = Path(__file__).parent.parent / "specs"
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("name", ["quickstart", "map_cities", "conditional"])
+def test_validate_accepts_every_example_spec(name: str) -> None:
+    result = runner.invoke(app, ["validate", str(SPECS / f"{name}.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "ok" in result.output and "critical path" in result.output
+
+
+def test_validate_reports_file_line_column_and_exits_1(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        "name: bad\n"
+        "nodes:\n"
+        "  a:\n"
+        "    kind: llm\n"
+        "    promt: hello\n"
+    )
+    result = runner.invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 1
+    assert f"{spec}:5:5:" in result.output
+    assert "prompt" in result.output  # the did-you-mean
+
+
+def test_validate_names_a_cycle(tmp_path: Path) -> None:
+    spec = tmp_path / "cycle.yaml"
+    spec.write_text(
+        "name: c\n"
+        "nodes:\n"
+        "  a: {kind: llm, prompt: '{{ b }}'}\n"
+        "  b: {kind: llm, prompt: '{{ a }}'}\n"
+    )
+    result = runner.invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 1
+    assert "a -> b -> a" in result.output
+
+
+def test_validate_refuses_an_unknown_tool_with_a_suggestion(tmp_path: Path) -> None:
+    spec = tmp_path / "tool.yaml"
+    spec.write_text("name: t\nnodes:\n  x: {kind: tool, tool: calculater, args: {}}\n")
+    result = runner.invoke(app, ["validate", str(spec)])
+    assert result.exit_code == 1
+    assert "calculator" in result.output
+    assert f"{spec}:3:" in result.output
+
+
+def test_validate_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 1
+    assert "nope.yaml" in result.output
+
+
+@pytest.mark.parametrize(
+    ("suffix", "marker"), [(".mmd", "flowchart TD"), (".dot", "digraph")]
+)
+def test_graph_writes_text_formats(tmp_path: Path, suffix: str, marker: str) -> None:
+    out = tmp_path / f"g{suffix}"
+    result = runner.invoke(app, ["graph", str(SPECS / "quickstart.yaml"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert marker in text
+    assert "advantage" in text and "summary" in text
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_graph_draws_images(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"g{suffix}"
+    result = runner.invoke(app, ["graph", str(SPECS / "conditional.yaml"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    head = out.read_bytes()[:64]
+    assert head.startswith(b"\x89PNG") if suffix == ".png" else b"<svg" in out.read_bytes()
+
+
+def test_graph_refuses_an_unknown_format(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["graph", str(SPECS / "quickstart.yaml"), "-o", str(tmp_path / "g.gif")]
+    )
+    assert result.exit_code == 2
+    assert ".mmd" in result.output
+
+
+def test_run_refuses_a_malformed_input_pair() -> None:
+    result = runner.invoke(app, ["run", str(SPECS / "quickstart.yaml"), "-i", "topic"])
+    assert result.exit_code == 2
+    assert "KEY=VALUE" in result.output
+
+
+def test_run_refuses_an_inputs_file_that_is_not_an_object(tmp_path: Path) -> None:
+    inputs = tmp_path / "in.json"
+    inputs.write_text("[1, 2]")
+    result = runner.invoke(
+        app, ["run", str(SPECS / "quickstart.yaml"), "--inputs", str(inputs)]
+    )
+    assert result.exit_code == 2
+    assert "JSON object" in result.output
+
+
+def test_help_teaches_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("validate", "run", "graph"):
+        assert command in result.output
+
+
+def test_run_refuses_inputs_of_the_wrong_type_before_starting_an_engine() -> None:
+    result = runner.invoke(app, ["run", str(SPECS / "quickstart.yaml"), "-i", "panels=many"])
+    assert result.exit_code == 2
+    assert "input 'panels'" in result.output and "integer" in result.output
+
+
+def test_run_refuses_an_unknown_input_with_a_suggestion() -> None:
+    result = runner.invoke(app, ["run", str(SPECS / "quickstart.yaml"), "-i", "topik=x"])
+    assert result.exit_code == 2
+    assert "did you mean 'topic'" in result.output
