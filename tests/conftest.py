@@ -1,0 +1,87 @@
+"""Shared fixtures: one real vLLM engine for the whole test session.
+
+How the engine meets anyio's pytest plugin:
+
+- The plugin runs every async test and fixture on one shared "runner" (an event loop)
+  for as long as anything holds a lease on it. The `engine` fixture holds an asyncio
+  lease for the rest of the session, so the engine's background tasks live on the same
+  loop as every engine test.
+- While that lease is held, a test asking for trio would be handed the asyncio runner.
+  So tests that use `engine` are moved to the end of the run, after every trio test,
+  and an engine test parametrized with trio is skipped with a reason.
+- The plugin's `anyio_backend` stays as it is (per module, asyncio and trio), so other
+  modules keep running once per backend. An engine test module may pin
+  `anyio_backend` to "asyncio" to avoid the skipped trio copies.
+
+Tests that use `engine` get the `engine` marker automatically; `-m "not engine"` runs
+everything else without starting vLLM.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+from anyio.pytest_plugin import get_runner
+
+from taskloom.backends.embedded import ensure_embedded_model
+from taskloom.backends.vllm_engine import VLLMBackend
+
+ENGINE_FIXTURE = "engine"
+
+# Set before any test module imports huggingface_hub, which reads HF_HUB_OFFLINE once,
+# at import. (Nothing imported above pulls it in.) A value the user exported wins.
+for _name, _value in (("HF_HUB_OFFLINE", "1"), ("VLLM_CPU_NUM_OF_RESERVED_CPU", "0"),
+                      ("VLLM_CPU_KVCACHE_SPACE", "1")):
+    os.environ.setdefault(_name, _value)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # Marked here, before `-m` selection looks at markers.
+    if ENGINE_FIXTURE in _fixture_names(item):
+        item.add_marker(pytest.mark.engine)
+        if _anyio_backend_param(item) not in (None, "asyncio"):
+            item.add_marker(pytest.mark.skip(reason="the vLLM engine runs on asyncio only"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    uses_engine = [item for item in items if ENGINE_FIXTURE in _fixture_names(item)]
+    others = [item for item in items if ENGINE_FIXTURE not in _fixture_names(item)]
+    items[:] = others + uses_engine
+
+
+def _fixture_names(item: pytest.Item) -> list[str]:
+    return list(getattr(item, "fixturenames", ()))
+
+
+def _anyio_backend_param(item: pytest.Item) -> object:
+    callspec = getattr(item, "callspec", None)
+    backend = callspec.params.get("anyio_backend") if callspec else None
+    return backend[0] if isinstance(backend, tuple) else backend
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[VLLMBackend]:
+    """The embedded model on vLLM, started once (about 30 s on 2 CPU cores)."""
+    with get_runner("asyncio", {}) as runner:
+        if "asyncio" not in type(runner).__module__:
+            pytest.fail("the engine fixture needs the asyncio runner, but a trio one is live")
+        model = ensure_embedded_model()
+        started = time.monotonic()
+        backend: VLLMBackend = runner.run_fixture(_start_engine, {"model": str(model)})
+        print(f"\n[taskloom] vLLM engine started in {time.monotonic() - started:.1f} s")
+        try:
+            yield backend
+        finally:
+            runner.run_fixture(_close_engine, {"backend": backend})
+
+
+async def _start_engine(model: str) -> VLLMBackend:
+    return await VLLMBackend.start(model, max_num_seqs=16, max_model_len=2048)
+
+
+async def _close_engine(backend: VLLMBackend) -> None:
+    await backend.close()

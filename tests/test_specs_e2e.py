@@ -1,0 +1,105 @@
+"""Every example spec, end to end, on the real embedded vLLM engine (one per session).
+
+The 135M model's answers are not judged; the tests assert structure: every node ran,
+JSON outputs parsed against their schemas, tokens were counted, calls overlapped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from taskloom.backends.vllm_engine import VLLMBackend
+from taskloom.orchestrator.result import NodeStatus, RunStatus
+from taskloom.program.load import load, loads
+from taskloom.runtime import Runtime
+
+SPECS = Path(__file__).parent.parent / "specs"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_quickstart_runs_its_fan_out_in_parallel(engine: VLLMBackend) -> None:
+    result = await Runtime(engine).run(load(SPECS / "quickstart.yaml"))
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    assert result.outputs["verdict"] in ("good", "mixed")
+    assert isinstance(result.outputs["headline"], str)
+    assert result.outputs["capacity_kw"] == pytest.approx(4.8)
+    fan = [result.nodes[n] for n in ("advantage", "drawback", "fact")]
+    assert all(n.generated_tokens > 0 and n.prompt_tokens > 0 for n in fan)
+    # The three independent calls were in the engine at the same time.
+    assert max(n.started_s or 0 for n in fan) < min(n.ended_s or 0 for n in fan)
+    summary = result.nodes["summary"]
+    assert summary.started_s is not None
+    assert summary.started_s >= max(n.ended_s or 0 for n in fan)
+
+
+@pytest.mark.anyio
+async def test_map_spec_describes_every_city(engine: VLLMBackend) -> None:
+    cities = ["Oslo", "Lima", "Kyoto"]
+    result = await Runtime(engine).run(load(SPECS / "map_cities.yaml"), {"cities": cities})
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    descriptions = result.outputs["descriptions"]
+    assert len(descriptions) == 3 and all(isinstance(d, str) and d for d in descriptions)
+    assert len(result.outputs["chars_per_word"]) == 3
+    assert isinstance(result.outputs["favourite"], str)
+    assert result.nodes["describe"].llm_calls == 3
+
+
+@pytest.mark.anyio
+async def test_conditional_spec_runs_exactly_one_branch(engine: VLLMBackend) -> None:
+    result = await Runtime(engine).run(load(SPECS / "conditional.yaml"))
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    label = result.outputs["label"]
+    assert label in ("question", "complaint")
+    ran, skipped = ("answer", "apologize") if label == "question" else ("apologize", "answer")
+    assert result.nodes[ran].status is NodeStatus.SUCCEEDED
+    assert result.nodes[skipped].status is NodeStatus.SKIPPED
+    assert result.outputs["draft"] == result.nodes[ran].output
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_run_leaves_no_request_in_the_engine(engine: VLLMBackend) -> None:
+    spec = """
+name: long
+defaults: {max_tokens: 1500, temperature: 0.8, seed: 1}
+nodes:
+  quick: {kind: tool, tool: calculator, args: {expression: "2 ** 10"}}
+  essay1: {kind: llm, prompt: "Write a very long story about a lighthouse."}
+  essay2: {kind: llm, prompt: "Write a very long story about a glacier."}
+"""
+    runtime = Runtime(engine)
+    with anyio.move_on_after(3):
+        await runtime.run(loads(spec))
+        pytest.fail("two 1500-token essays cannot finish in 3 s on this engine")
+    partial = runtime.last_result
+    assert partial is not None and partial.status is RunStatus.CANCELLED
+    assert partial.nodes["quick"].output == 1024  # finished work is kept
+    assert partial.nodes["essay1"].status is NodeStatus.CANCELLED
+    with anyio.fail_after(10):
+        while engine.num_unfinished_requests():
+            await anyio.sleep(0.05)
+    assert engine.in_flight_request_ids() == frozenset()
+
+
+@pytest.mark.anyio
+async def test_a_timed_out_run_reports_cancelled_with_partial_results(
+    engine: VLLMBackend,
+) -> None:
+    spec = """
+name: slow
+nodes:
+  fast: {kind: llm, prompt: "Say hi.", max_tokens: 4}
+  slow: {kind: llm, prompt: "Count to one thousand.", max_tokens: 1900, after: [fast]}
+"""
+    result = await Runtime(engine).run(loads(spec), timeout=12)
+    assert result.status is RunStatus.CANCELLED
+    assert result.nodes["fast"].status is NodeStatus.SUCCEEDED
+    assert result.nodes["fast"].generated_tokens > 0
+    assert "timed out" in (result.error or "")
