@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import anyio
 import typer
 from rich.console import Console
 
 from taskloom.backends.factory import BackendName as EngineName
+from taskloom.bench.cli import bench_app
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json
-from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError
+from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, root_cause
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
 from taskloom.orchestrator.inputs import InputError, resolve_inputs
 from taskloom.orchestrator.result import RunResult, RunStatus
@@ -33,7 +35,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
+T = TypeVar("T")
 
 
 class ExitCode:
@@ -140,10 +144,9 @@ def run(
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     store = RunStore() if save else None
     try:
-        result = anyio.run(
+        result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
             store, json_out, tools_root, allow_host or [],
-            backend="asyncio",
         )
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
@@ -156,6 +159,15 @@ def run(
     else:
         print_run_result(result, Console())
     raise typer.Exit(_exit_code(result))
+
+
+def _unwrapped(function: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """anyio.run on asyncio, with an error raised inside a task group given back as
+    itself rather than as an exception group."""
+    try:
+        return anyio.run(function, *args, backend="asyncio")
+    except ExceptionGroup as group:
+        raise root_cause(group) from None
 
 
 def _exit_code(result: RunResult) -> int:

@@ -63,3 +63,11 @@ class BackendError(TaskloomError):
 
 class NodeTimeout(TaskloomError):
     """A node ran past its `timeout`."""
+
+
+def root_cause(exc: Exception) -> Exception:
+    """The first real error inside task-group wrappers: anyio task groups wrap what
+    their tasks raise in exception groups, which says nothing useful to a user."""
+    while isinstance(exc, ExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -20,9 +20,14 @@ everything else without starting vLLM.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from anyio.pytest_plugin import get_runner
 
@@ -50,7 +55,10 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     uses_engine = [item for item in items if ENGINE_FIXTURE in _fixture_names(item)]
     others = [item for item in items if ENGINE_FIXTURE not in _fixture_names(item)]
-    items[:] = others + uses_engine
+    ordered = others + uses_engine
+    # A test that kills its session's engine must come after every test that needs it.
+    killers = [item for item in ordered if item.get_closest_marker("kills_engine")]
+    items[:] = [item for item in ordered if item not in killers] + killers
 
 
 def _fixture_names(item: pytest.Item) -> list[str]:
@@ -85,3 +93,71 @@ async def _start_engine(model: str) -> VLLMBackend:
 
 async def _close_engine(backend: VLLMBackend) -> None:
     await backend.close()
+
+
+# --- a real OpenAI-compatible vLLM server (the `openai_server` session's one engine) ---
+
+SERVER_START_TIMEOUT_S = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_health(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"vLLM server exited ({server.returncode}):\n{_tail(log)}")
+        try:
+            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"vLLM server not healthy after {SERVER_START_TIMEOUT_S} s:\n{_tail(log)}")
+
+
+def _tail(log: Path) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+
+
+@pytest.fixture(scope="session")
+def vllm_server(vllm_server_process: tuple[str, subprocess.Popen[bytes]]) -> str:
+    """The base URL of the session's server."""
+    return vllm_server_process[0]
+
+
+@pytest.fixture(scope="session")
+def vllm_server_process(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`python -m vllm.entrypoints.openai.api_server` on the embedded model."""
+    from taskloom.backends.embedded import ensure_embedded_model
+
+    model, port = ensure_embedded_model(), _free_port()
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    env = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1",
+           "HF_HUB_OFFLINE": "1", **os.environ}
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+               "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
+               "--enforce-eager", "--max-model-len", "2048", "--max-num-seqs", "16",
+               "--scheduling-policy", "priority"]
+    with log.open("wb") as sink:
+        # Its own process group, so that a test can kill the server with its engine
+        # process, as a crash would.
+        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env,
+                                  start_new_session=True)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_health(base_url, server, log)
+        yield base_url, server
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from taskloom.errors import TaskloomError
+from taskloom.errors import TaskloomError, root_cause
 from taskloom.orchestrator.compile import TaskGraph
 from taskloom.orchestrator.events import EventSink, NodeEvent, ignore_events
 from taskloom.orchestrator.inputs import resolve_inputs
@@ -238,7 +238,7 @@ class Executor:
             except TemplateError:
                 raise  # a template that failed once fails every time
             except Exception as exc:  # retried, then reported
-                failure = _root_cause(exc)
+                failure = root_cause(exc)
             if record.attempts > node.retries:
                 raise failure
             record.error = _describe(failure)
@@ -294,16 +294,12 @@ async def _run_body(
         return await run_llm(node, context, env, usage)
     if isinstance(node, ToolNode):
         return await run_tool(node, context, env)
+    if node.kind == "plan":
+        from taskloom.planners.node import run_plan  # planners build on this package
+
+        return await run_plan(node, context, env, usage)
     assert isinstance(node, MapNode)
     return await run_map(node, context, env, usage)
-
-
-def _root_cause(exc: Exception) -> Exception:
-    """The first real error inside task-group wrappers (maps and n-sample nodes run their
-    calls in task groups, which wrap failures in exception groups)."""
-    while isinstance(exc, ExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _describe(exc: BaseException) -> str:

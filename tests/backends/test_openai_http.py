@@ -7,14 +7,9 @@ The real-server tests are marked `openai_server` and run in their own pytest ses
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -309,61 +304,6 @@ async def test_factory_opens_an_openai_backend() -> None:
 
 
 # --- a real vLLM server ---------------------------------------------------------------
-
-SERVER_START_TIMEOUT_S = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for_health(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"vLLM server exited ({server.returncode}):\n{_tail(log)}")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"vLLM server not healthy after {SERVER_START_TIMEOUT_S} s:\n{_tail(log)}")
-
-
-def _tail(log: Path) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-
-
-@pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m vllm.entrypoints.openai.api_server` on the embedded model."""
-    from taskloom.backends.embedded import ensure_embedded_model
-
-    model, port = ensure_embedded_model(), _free_port()
-    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    env = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "1",
-           "HF_HUB_OFFLINE": "1", **os.environ}
-    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-               "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-               "--enforce-eager", "--max-model-len", "2048", "--max-num-seqs", "16",
-               "--scheduling-policy", "priority"]
-    with log.open("wb") as sink:
-        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_health(base_url, server, log)
-        yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
 
 def _running_requests(base_url: str) -> float:
     metrics = httpx.get(f"{base_url}/metrics", timeout=5).text
