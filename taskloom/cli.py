@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -128,6 +129,7 @@ def run(
     ] = True,
     tools_root: ToolsRootOpt = Path("."),
     allow_host: AllowHostOpt = None,
+    verbose: Annotated[bool, typer.Option(help="Show the engine's own log lines.")] = False,
 ) -> None:
     """Run a spec and print its outputs.
 
@@ -136,6 +138,9 @@ def run(
     error, 130 cancelled (Ctrl-C or --timeout); nothing already computed is lost.
     """
     graph = _check(spec, tools_root, allow_host)
+    if not verbose:
+        # vLLM logs every engine setting at INFO; a person running a spec wants progress.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     given = _parse_inputs(input or [], inputs)
     try:
         given = resolve_inputs(graph.program, given)  # before paying for an engine start

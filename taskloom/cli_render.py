@@ -68,8 +68,8 @@ class LiveProgress:
 
 def print_run_result(result: RunResult, console: Console) -> None:
     table = Table(title=f"run {result.run_id} · {result.program} · {result.status.value}")
-    for column in ("node", "kind", "status", "start s", "time s", "prompt tok", "gen tok",
-                   "note"):
+    table.add_column("node", no_wrap=True)
+    for column in ("kind", "status", "start s", "time s", "prompt tok", "gen tok", "note"):
         table.add_column(column, justify="right" if "tok" in column or " s" in column else "left")
     for node in result.nodes.values():
         table.add_row(
