@@ -22,6 +22,9 @@ Responder = Callable[[GenerateRequest], str]
 class ScriptedBackend:
     """Answers every request with `respond(request)`.
 
+    A request with `resume_text` gets the rest of that answer after `resume_text`, as a
+    greedy model continuing its own interrupted answer would.
+
     `delay_s` is slept before the first chunk and `per_chunk_s` between chunks. The
     backend records every request it saw, which ones are in flight now, and which were
     aborted, so tests can prove that cancellation reached the engine.
@@ -51,7 +54,7 @@ class ScriptedBackend:
         self.in_flight.add(request.call_id)
         finished = False
         try:
-            text = self.respond(request)
+            text = _continuation(self.respond(request), request.resume_text)
             prompt_tokens = _count_words(request)
             words = _split_keep_spaces(text)
             await anyio.sleep(self.delay_s)
@@ -78,13 +81,20 @@ class ScriptedBackend:
                 self.aborted.append(request.call_id)
 
 
+def _continuation(answer: str, resume_text: str) -> str:
+    if resume_text and answer.startswith(resume_text):
+        return answer[len(resume_text):]
+    return answer
+
+
 def _split_keep_spaces(text: str) -> list[str]:
     words = text.split(" ")
     return [w if i == len(words) - 1 else w + " " for i, w in enumerate(words) if w or i == 0]
 
 
 def _count_words(request: GenerateRequest) -> int:
+    resumed = len(request.resume_text.split())
     if request.prompt is not None:
-        return len(request.prompt.split())
+        return len(request.prompt.split()) + resumed
     assert request.messages is not None
-    return sum(len(m.content.split()) for m in request.messages)
+    return sum(len(m.content.split()) for m in request.messages) + resumed

@@ -17,12 +17,14 @@ import jsonschema
 import networkx as nx
 
 from taskloom.errors import SourceLocation, SpecError, SpecErrors
+from taskloom.orchestrator.certainty.node import certainty_output_schema
 from taskloom.program.load import SourceMap, did_you_mean
 from taskloom.program.models import (
     NODE_ID_PATTERN,
     LLMNode,
     MapNode,
     Node,
+    PlanNode,
     Program,
     ToolNode,
 )
@@ -186,6 +188,8 @@ def _node_sites(node: Node, base: SpecPath, bound: frozenset[str]) -> Iterator[_
         yield from _llm_sites(node, base, bound)
     elif isinstance(node, ToolNode):
         yield from _value_sites(node.args, (*base, "args"), bound)
+    elif isinstance(node, PlanNode):
+        yield _TemplateSite((*base, "question"), node.question, bound=bound)
     else:
         yield _TemplateSite((*base, "over"), node.over, bound=bound)
         inner = bound | {node.item_name, "index"}
@@ -232,11 +236,15 @@ def _llm_nodes(node_id: str, node: Node) -> Iterator[tuple[SpecPath, LLMNode]]:
 def _output_schema(node: Node) -> JsonSchema | None:
     """The JSON schema of a node's output; None when it cannot be known before a run."""
     if isinstance(node, LLMNode):
+        if (shaped := certainty_output_schema(node)) is not None:
+            return shaped  # vote / probe nodes return an object (see certainty.node)
         one: JsonSchema = node.output_schema or {"type": "string"}
         return one if node.n == 1 else {"type": "array", "items": one}
     if isinstance(node, MapNode):
         item = _output_schema(node.node)
         return {"type": "array"} if item is None else {"type": "array", "items": item}
+    if isinstance(node, PlanNode):
+        return node.output_schema or {"type": "string"}
     return None  # a tool's result is whatever its function returns
 
 
@@ -361,6 +369,8 @@ class _Checker:
             self._check_llm(node_id, llm, llm_path)
         for tool_path, tool_node in _tool_nodes(node_id, node):
             self._check_tool(node_id, tool_node, tool_path)
+        if isinstance(node, PlanNode):
+            self._check_plan(node_id, node)
         for site in _node_sites(node, ("nodes", node_id), frozenset()):
             self._check_site(site, owner=node_id)
 
@@ -479,6 +489,23 @@ class _Checker:
                 node=node_id,
                 hint=_tool_signature_hint(self.tools.get(node.tool)),
             )
+
+    def _check_plan(self, node_id: str, node: PlanNode) -> None:
+        path: SpecPath = ("nodes", node_id)
+        if node.output_schema is not None:
+            self._check_output_schema(node_id, node.output_schema, (*path, "output_schema"))
+        if self.tools is None:
+            return
+        names = self.tools.names()
+        for index, name in enumerate(node.tools):
+            if name not in self.tools:
+                self._report(
+                    f"unknown tool '{name}' in the planner's tools",
+                    (*path, "tools", index),
+                    node=node_id,
+                    hint=did_you_mean(name, names)
+                    or f"known tools: {', '.join(sorted(names)) or '(none)'}",
+                )
 
     # -- references
 

@@ -16,6 +16,7 @@ import jsonschema
 
 from taskloom.backends.base import GenerateRequest, Message, SamplingParams
 from taskloom.errors import TaskloomError
+from taskloom.orchestrator.certainty.node import run_certainty_llm, uses_certainty
 from taskloom.orchestrator.result import NodeResult
 from taskloom.orchestrator.scheduler.base import Scheduler
 from taskloom.program.models import Defaults, LLMNode, MapNode, ToolNode
@@ -67,9 +68,9 @@ async def run_llm(
     messages = _render_messages(node, context)
     samples: list[Any] = [None] * node.n
 
-    async def one_sample(index: int) -> None:
+    def request_for(index: int) -> GenerateRequest:
         call_id = f"{env.run_id}/{env.node_id}{call_suffix}/a{env.attempt}/s{index}"
-        request = GenerateRequest(
+        return GenerateRequest(
             call_id=call_id,
             messages=messages,
             sampling=_sampling(node, env.defaults, index),
@@ -79,6 +80,12 @@ async def run_llm(
             thread_id=f"{env.node_id}{call_suffix}/s{index}",
             parent_call_ids=env.parent_call_ids,
         )
+
+    if uses_certainty(node):  # self-consistency vote, early stopping, probing
+        return await run_certainty_llm(node, request_for, env.scheduler, usage)
+
+    async def one_sample(index: int) -> None:
+        request = request_for(index)
         samples[index] = await _complete(request, env.scheduler, usage, node.output_schema)
 
     async with anyio.create_task_group() as group:

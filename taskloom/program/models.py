@@ -14,7 +14,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 NODE_ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Names a node may not take because templates use them for something else.
@@ -79,6 +86,100 @@ class _NodeBase(_Model):
     default: Any = None
 
 
+AnswerKind = Literal["boxed", "regex", "json_field", "last_number"]
+
+
+class AnswerSpec(_Model):
+    """How to pull the answer out of a sample, so that samples can be compared.
+
+    `boxed`: the last `\\boxed{...}`; `regex`: the last match of `pattern` (its group
+    named `answer`, else its first group, else the whole match); `json_field`: the value
+    at the dotted `field` path of the sample parsed as JSON; `last_number`: the last
+    number in the text. Answers are normalized before they are compared unless
+    `normalize` is false.
+    """
+
+    kind: AnswerKind = "last_number"
+    pattern: str | None = None
+    field: str | None = None
+    normalize: bool = True
+
+    @model_validator(mode="after")
+    def _options_fit_kind(self) -> AnswerSpec:
+        if (self.kind == "regex") != (self.pattern is not None):
+            raise ValueError("answer: `pattern` goes with kind 'regex', and only with it")
+        if (self.kind == "json_field") != (self.field is not None):
+            raise ValueError("answer: `field` goes with kind 'json_field', and only with it")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"answer: pattern is not a valid regex: {exc}") from None
+        return self
+
+
+class _EarlyStopBase(_Model):
+    # Samples of this node in flight at once when no scheduler allocates them; None:
+    # all n at once (fastest, but a rule that fires can only abort what is still running).
+    parallel: int | None = Field(default=None, ge=1)
+
+
+class CertaindexStop(_EarlyStopBase):
+    """Stop once the certaindex (1 - normalized entropy of the answers) reaches
+    `threshold`, checked from the `first_check`-th finished sample on."""
+
+    rule: Literal["certaindex"] = "certaindex"
+    threshold: float = Field(default=0.7, gt=0.0, le=1.0)
+    first_check: int = Field(default=4, ge=1)
+
+
+class BetaStop(_EarlyStopBase):
+    """Adaptive-Consistency's Beta rule: stop once P(leader beats runner-up) >= confidence."""
+
+    rule: Literal["beta"] = "beta"
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+
+
+class DirichletStop(_EarlyStopBase):
+    """Adaptive-Consistency's Dirichlet rule: stop once P(leader is the most likely answer)
+    >= confidence."""
+
+    rule: Literal["dirichlet"] = "dirichlet"
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+
+
+class NoStop(_EarlyStopBase):
+    """Always take all n samples."""
+
+    rule: Literal["none"] = "none"
+
+
+EarlyStopSpec = Annotated[
+    CertaindexStop | BetaStop | DirichletStop | NoStop, Field(discriminator="rule")
+]
+
+
+class ProbeSpec(_Model):
+    """Dynasor-CoT probing of one long generation.
+
+    Every `every` generated tokens, a short completion (`max_tokens`) of the prompt so
+    far plus `cue` asks for the answer; probes whose text contains a `hedge_words` word
+    are discarded; the generation stops once the last `agree` probe answers are equal.
+    The probe answer is read with the node's `answer` spec from `cue` + probe text (so a
+    cue ending in `\\boxed{` goes with the default `boxed` kind).
+    """
+
+    every: int = Field(default=32, ge=1)
+    agree: int = Field(default=3, ge=2)
+    max_tokens: int = Field(default=12, ge=1)
+    cue: str = "\n\nSo, without more checking, the final answer is \\boxed{"
+    hedge_words: list[str] = Field(
+        default_factory=lambda: ["wait", "hmm", "maybe", "perhaps", "unsure", "not sure",
+                                 "however", "alternatively", "but"]
+    )
+    temperature: float = Field(default=0.0, ge=0.0)
+
+
 class LLMNode(_NodeBase):
     """One LLM call: a prompt or chat messages, each a template."""
 
@@ -92,6 +193,12 @@ class LLMNode(_NodeBase):
     seed: int | None = None
     n: int = Field(default=1, ge=1)
     output_schema: dict[str, Any] | None = None
+    # Self-consistency and early stopping (taskloom.orchestrator.certainty): a node
+    # with any of these returns {answer, votes, samples_used, certainty, stopped_early}.
+    aggregate: Literal["vote"] | None = None
+    answer: AnswerSpec | None = None
+    early_stop: EarlyStopSpec | None = None
+    probe: ProbeSpec | None = None
 
 
 class ToolNode(_NodeBase):
@@ -121,7 +228,40 @@ class MapNode(_NodeBase):
     max_parallel: int | None = Field(default=None, ge=1)
 
 
-Node = Annotated[LLMNode | ToolNode | MapNode, Field(discriminator="kind")]
+PlanFormat = Literal["text", "json"]
+PlannerName = Literal["llmcompiler", "react"]
+
+
+class PlanNode(_NodeBase):
+    """An LLM planner answers `question` by calling `tools` (LLMCompiler or ReAct).
+
+    With `planner: llmcompiler` the model writes a plan of tool calls with `$N`
+    references; the tasks run in parallel while the plan is still streaming, and a
+    joiner either finishes or asks for a new plan (at most `max_replans` times); a plan
+    holds at most `max_tasks` tasks. With
+    `planner: react` it takes one Thought/Action/Observation step per LLM call, at most
+    `max_steps` of them. `format: json` asks the engine for a JSON plan (structured
+    outputs), which small models get right far more often. The output is the answer,
+    shaped by `output_schema` when given.
+    """
+
+    kind: Literal["plan"] = "plan"
+    question: str
+    tools: list[str] = Field(min_length=1)
+    planner: PlannerName = "llmcompiler"
+    format: PlanFormat = "text"
+    max_replans: int = Field(default=1, ge=0)
+    max_tasks: int = Field(default=16, ge=1)
+    max_steps: int = Field(default=8, ge=1)
+    model: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0)
+    seed: int | None = None
+    examples: str | None = None
+    output_schema: dict[str, Any] | None = None
+
+
+Node = Annotated[LLMNode | ToolNode | MapNode | PlanNode, Field(discriminator="kind")]
 
 
 class Program(_Model):

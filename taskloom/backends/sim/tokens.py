@@ -28,11 +28,15 @@ def approx_tokens(text: str) -> list[int]:
 
 
 def request_tokens(request: GenerateRequest) -> list[int]:
-    """The prompt of `request` as token ids, never empty (an engine needs one token)."""
+    """The prompt of `request` as token ids, never empty (an engine needs one token).
+
+    A resumed request's `resume_text` (earlier output, `FILLER_TEXT` repeated) follows the
+    prompt, so its ids match the blocks the interrupted attempt cached."""
     if request.messages is not None:
         tokens = _chat_tokens(request.messages)
     else:
         tokens = approx_tokens(request.prompt or "")
+    tokens += approx_tokens(request.resume_text)
     return tokens or [_piece_id("<|begin|>")]
 
 

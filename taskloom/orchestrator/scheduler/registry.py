@@ -7,8 +7,12 @@ from collections.abc import Callable, Sequence
 
 from taskloom.backends.base import Backend
 from taskloom.errors import TaskloomError
+from taskloom.orchestrator.scheduler.balancer import balancer_named
 from taskloom.orchestrator.scheduler.base import Scheduler
-from taskloom.orchestrator.scheduler.fifo import FifoScheduler
+from taskloom.orchestrator.scheduler.program_aware import (
+    DEFAULT_MAX_IN_FLIGHT,
+    ProgramAwareScheduler,
+)
 
 # A factory gets every engine the run may use (one, or several for load balancing).
 SchedulerFactory = Callable[[Sequence[Backend]], Scheduler]
@@ -18,13 +22,28 @@ class UnknownPolicy(TaskloomError):
     """A policy name that no scheduler is registered under."""
 
 
-def _fcfs(backends: Sequence[Backend]) -> Scheduler:
-    if len(backends) != 1:
-        raise UnknownPolicy("fcfs drives exactly one engine; pick a load-balancing policy")
-    return FifoScheduler(backends[0])
+def _program_aware(
+    policy: str, balancer: str, max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT
+) -> SchedulerFactory:
+    def factory(backends: Sequence[Backend]) -> Scheduler:
+        return ProgramAwareScheduler(
+            backends, policy, balancer=balancer_named(balancer), max_in_flight=max_in_flight
+        )
+
+    return factory
 
 
-_POLICIES: dict[str, SchedulerFactory] = {"fcfs": _fcfs}
+# fcfs is what a plain engine behind a plain load balancer does: arrival order, engines in
+# turn, every call handed to the engine up to its capacity. The program-aware policies
+# keep at most DEFAULT_MAX_IN_FLIGHT calls per engine and use the locality balancer; their
+# "-rr" twins use round-robin, the baseline the load balancer is measured against.
+_POLICIES: dict[str, SchedulerFactory] = {"fcfs": _program_aware("fcfs", "round-robin", None)}
+for _name in ("atlas", "plas", "mlfq", "sjf-oracle"):
+    _POLICIES[_name] = _program_aware(_name, "locality")
+for _name in ("atlas", "plas", "mlfq"):
+    _POLICIES[f"{_name}-rr"] = _program_aware(_name, "round-robin")
+
+DEFAULT_POLICY = "atlas"
 
 
 def register_policy(name: str, factory: SchedulerFactory) -> None:

@@ -1,0 +1,296 @@
+"""Online part of `early_stop.py`: self-consistency queries on the simulated H100.
+
+Queries arrive as a Poisson process. Each is a taskloom program with one `llm` node of
+n = 32 samples and `aggregate: vote`, run by the executor through a scheduler onto the
+simulated engine (Llama 3 8B constants on one H100, virtual time). The simulated model's
+answers and lengths come from the synthetic workload of the batch part: sample i of
+question q answers what that question's recorded sample i says, after that many tokens.
+
+Three systems:
+- `baseline`: no early stopping; every query's 32 samples go to the engine at once (FCFS).
+- `early-stop`: the certaindex rule; still all 32 at once, the rest aborted when settled.
+- `early-stop+realloc`: the same rule, with a `CertaintyAllocator` (gang admission,
+  certainty-driven widths and budgets, hopeless queries cut) in front of the same FCFS
+  scheduler.
+
+Per system and rate: latency of each query (arrival to answer), accuracy, tokens.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+from typing import Any
+
+import anyio
+from trio.testing import MockClock
+
+from taskloom.backends.base import Backend, Chunk, GenerateRequest
+from taskloom.backends.sim import H100_LLAMA3_8B, H100_LLAMA3_8B_ENGINE, SimBackend
+from taskloom.orchestrator.certainty import CertaintyAllocator, CertaintyAwareScheduler
+from taskloom.orchestrator.certainty.replay import RecordedQuery
+from taskloom.orchestrator.scheduler import FifoScheduler, Scheduler
+from taskloom.program.models import Program
+from taskloom.runtime import Runtime
+from taskloom.tools.registry import ToolRegistry
+
+SAMPLES = 32
+SLOTS = 256  # sample slots of the allocator: where H100 decode throughput flattens
+_QUESTION = re.compile(r"^Q(\d+):")
+
+
+def program(early_stop: dict[str, Any] | None) -> Program:
+    node: dict[str, Any] = {
+        "kind": "llm",
+        "prompt": "Q{{ inputs.qid }}: " + "Solve the problem step by step. " * 12,
+        "n": SAMPLES,
+        "max_tokens": 4096,
+        "temperature": 0.8,
+        "aggregate": "vote",
+        "answer": {"kind": "regex", "pattern": r"answer: (\S+)"},
+    }
+    if early_stop is not None:
+        node["early_stop"] = early_stop
+    return Program.model_validate(
+        {"name": "sc", "inputs": {"qid": {"type": "integer"}}, "nodes": {"solve": node},
+         "outputs": {"answer": "{{ solve.answer }}"}}
+    )
+
+
+def _where(request: GenerateRequest) -> tuple[int, int]:
+    """(question, sample) of a node's sample call."""
+    assert request.messages is not None
+    match = _QUESTION.match(request.messages[-1].content)
+    assert match is not None
+    return int(match.group(1)), int(request.call_id.rsplit("/s", 1)[1])
+
+
+class AnsweringSim:
+    """The simulated engine, with each sample's last chunk saying its recorded answer."""
+
+    name = "sim-answers"
+
+    def __init__(self, sim: SimBackend, queries: Sequence[RecordedQuery]) -> None:
+        self.sim = sim
+        self.queries = queries
+
+    def capacity(self) -> int:
+        return self.sim.capacity()
+
+    async def close(self) -> None:
+        await self.sim.close()
+
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
+        question, sample = _where(request)
+        answer = self.queries[question].answers[sample]
+        async with aclosing(self.sim.generate(request)) as stream:
+            async for chunk in stream:
+                yield replace(chunk, text=f" answer: {answer}") if chunk.finished else chunk
+
+
+def output_length(queries: Sequence[RecordedQuery]) -> Callable[[GenerateRequest], int]:
+    def length(request: GenerateRequest) -> int:
+        question, sample = _where(request)
+        return queries[question].lengths[sample]
+
+    return length
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    early_stop: dict[str, Any] | None
+    reallocate: bool
+
+    def scheduler(self, backend: Backend) -> Scheduler:
+        fifo = FifoScheduler(backend)
+        if not self.reallocate:
+            return fifo
+        return CertaintyAwareScheduler(fifo, CertaintyAllocator(SLOTS, crowded_budget=0.25))
+
+
+RULE = {"rule": "certaindex", "threshold": 0.7, "first_check": 4}
+SYSTEMS = [
+    System("baseline", None, reallocate=False),
+    System("early-stop", RULE, reallocate=False),
+    System("early-stop+realloc", RULE, reallocate=True),
+]
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    latency_s: float
+    correct: bool
+    samples_used: int
+    generated_tokens: int
+
+
+async def _serve(
+    system: System, rate: float, queries: Sequence[RecordedQuery], seed: int
+) -> list[QueryRecord]:
+    sim = SimBackend(H100_LLAMA3_8B_ENGINE, H100_LLAMA3_8B, output_tokens=output_length(queries))
+    records: list[QueryRecord] = []
+    spec = program(system.early_stop)
+    async with sim:
+        backend = AnsweringSim(sim, queries)
+        runtime = Runtime(backend, scheduler=system.scheduler(backend), tools=ToolRegistry())
+
+        async def one(qid: int) -> None:
+            result = await runtime.run(spec, {"qid": qid})
+            solve = result.nodes["solve"]
+            assert result.error is None, result.error
+            records.append(QueryRecord(
+                result.wall_s, solve.output["answer"] == queries[qid].correct,
+                solve.output["samples_used"], solve.generated_tokens,
+            ))
+
+        arrivals = random.Random(seed)
+        async with anyio.create_task_group() as group:
+            for qid in range(len(queries)):
+                group.start_soon(one, qid)
+                await anyio.sleep(arrivals.expovariate(rate))
+    return records
+
+
+def serve(
+    system: System, rate: float, queries: Sequence[RecordedQuery], seed: int = 5
+) -> dict[str, Any]:
+    """Run one system at one rate on virtual time; summarize its queries."""
+    started = time.monotonic()
+
+    async def main() -> list[QueryRecord]:
+        return await _serve(system, rate, queries, seed)
+
+    records = anyio.run(main, backend="trio",
+                        backend_options={"clock": MockClock(autojump_threshold=0)})
+    latencies = sorted(r.latency_s for r in records)
+    return {
+        "system": system.name,
+        "rate_qps": rate,
+        "queries": len(records),
+        "p50_s": round(_quantile(latencies, 0.5), 3),
+        "p90_s": round(_quantile(latencies, 0.9), 3),
+        "mean_s": round(sum(latencies) / len(latencies), 3),
+        "accuracy": round(sum(r.correct for r in records) / len(records), 4),
+        "mean_samples": round(sum(r.samples_used for r in records) / len(records), 2),
+        "generated_tokens": sum(r.generated_tokens for r in records),
+        "wall_s": round(time.monotonic() - started, 1),
+        "latencies_s": [round(x, 3) for x in latencies],
+    }
+
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(q * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def attainment(row: dict[str, Any], slo_s: float) -> float:
+    latencies = row["latencies_s"]
+    return sum(1 for x in latencies if x <= slo_s) / len(latencies)
+
+
+# ---------------------------------------------------------------- sweep and summary
+
+BASELINE_RATES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+FAST_RATES = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0)
+ATTAINMENT = 0.9  # a latency target is met when 90% of queries finish within it
+
+
+def online_queries(count: int, seed: int = 3) -> list[RecordedQuery]:
+    """Synthetic questions with 32 samples each; reasoning of ~160 tokens (median)."""
+    from early_stop_batch import synthetic_queries
+
+    return [
+        RecordedQuery(
+            q.answers[:SAMPLES],
+            tuple(max(8, n * 160 // 400) for n in q.lengths[:SAMPLES]),
+            q.correct,
+        )
+        for q in synthetic_queries(count, seed=seed)
+    ]
+
+
+def sweep(
+    queries: Sequence[RecordedQuery], slo_s: float, fixed_rate: float,
+    systems: Sequence[System] = tuple(SYSTEMS),
+) -> list[dict[str, Any]]:
+    """Each system at rising rates, until it has missed the target at two rates in a row
+    (past that, more load only lengthens the queue); `fixed_rate` is always run."""
+    rows = []
+    for system in systems:
+        rates = BASELINE_RATES if system.early_stop is None else FAST_RATES
+        misses = 0
+        for rate in sorted({*rates, fixed_rate}):
+            if misses >= 2 and rate != fixed_rate:
+                continue
+            row = serve(system, rate, queries)
+            rows.append(row)
+            misses = misses + 1 if attainment(row, slo_s) < ATTAINMENT else 0
+            print(f"  {system.name:20s} {rate:5.1f} q/s  p90 {row['p90_s']:7.2f} s  "
+                  f"acc {row['accuracy']:.3f}  samples {row['mean_samples']:5.2f}  "
+                  f"({row['wall_s']} s wall)", flush=True)
+    return rows
+
+
+def max_rate(rows: Sequence[dict[str, Any]], system: str, slo_s: float) -> float:
+    """The highest tested rate up to which every tested rate meets the target."""
+    best = 0.0
+    for row in sorted((r for r in rows if r["system"] == system), key=lambda r: r["rate_qps"]):
+        if attainment(row, slo_s) < ATTAINMENT:
+            break
+        best = row["rate_qps"]
+    return best
+
+
+def tightest_slo(rows: Sequence[dict[str, Any]], system: str, rate: float) -> float | None:
+    """The smallest latency target met at `rate`: the 90th-percentile latency there."""
+    for row in rows:
+        if row["system"] == system and row["rate_qps"] == rate:
+            return float(row["p90_s"])
+    return None
+
+
+def summarize(rows: Sequence[dict[str, Any]], slo_s: float, fixed_rate: float) -> dict[str, Any]:
+    systems = [s.name for s in SYSTEMS]
+    rates = {name: max_rate(rows, name, slo_s) for name in systems}
+    slos = {name: tightest_slo(rows, name, fixed_rate) for name in systems}
+    base_rate, base_slo = rates["baseline"], slos["baseline"]
+    return {
+        "latency_target": f"{int(ATTAINMENT * 100)}% of queries within {slo_s} s",
+        "max_rate_qps": rates,
+        "rate_gain": {
+            n: (round(r / base_rate, 2) if base_rate else None) for n, r in rates.items()
+        },
+        "fixed_rate_qps": fixed_rate,
+        "tightest_p90_target_s": slos,
+        "target_tightening": {
+            n: (round(base_slo / s, 2) if base_slo and s else None) for n, s in slos.items()
+        },
+    }
+
+
+def plot_online(rows: Sequence[dict[str, Any]], summary: dict[str, Any], path: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 5))
+    for system in SYSTEMS:
+        mine = sorted((r for r in rows if r["system"] == system.name), key=lambda r: r["rate_qps"])
+        axis.plot([r["rate_qps"] for r in mine], [r["p90_s"] for r in mine], "o-",
+                  label=system.name)
+    axis.axhline(float(summary["latency_target"].split(" within ")[1].split()[0]), color="grey",
+                 linestyle="--", linewidth=0.8, label="latency target")
+    axis.set_xlabel("query rate (queries/s), 32 samples each")
+    axis.set_ylabel("90th-percentile latency (s, simulated)")
+    axis.set_yscale("log")
+    axis.set_title("Self-consistency on a simulated H100 (Llama 3 8B)")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)

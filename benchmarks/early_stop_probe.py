@@ -1,0 +1,128 @@
+"""Probing part of `early_stop.py`: Dynasor-CoT on the real embedded engine.
+
+specs/long_reasoning.yaml is run on a set of word problems twice, on the same engine:
+- with probing, as written (a probe every 32 tokens, stop when 3 agree);
+- without: the same spec with probes spaced beyond `max_tokens`, so that no probe is
+  ever sent and the call takes the same path (plain-text prompt, greedy decoding): the
+  reasoning is the same text, only never cut.
+
+Reported per problem and in total: generated tokens of the reasoning with and without
+probing, the probes' generated tokens (the overhead), their prompt tokens and how many
+of those the prefix cache served, and whether the early answer is the one the full
+reasoning gives: the full reasoning rarely writes a \\boxed answer by itself, so its
+answer is read the same way, with one probe after its last token.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from taskloom.backends.base import GenerateRequest, collect
+from taskloom.backends.embedded import ensure_embedded_model
+from taskloom.backends.vllm_engine import VLLMBackend
+from taskloom.orchestrator.certainty.answers import extractor_from_spec
+from taskloom.orchestrator.certainty.probing import probe_request
+from taskloom.orchestrator.result import NodeResult
+from taskloom.program.load import load
+from taskloom.program.models import LLMNode, Program
+from taskloom.program.refs import render_template
+from taskloom.runtime import Runtime
+
+SPEC = Path(__file__).parent.parent / "specs" / "long_reasoning.yaml"
+
+PROBLEMS = [
+    "A baker makes 24 muffins and sells them in boxes of 4. How many boxes does he fill?",
+    "Tom has 15 apples. He gives 6 to his sister and buys 8 more. How many apples does he have?",
+    "A train travels 60 miles per hour for 3 hours. How far does it go?",
+    "There are 5 rows of chairs with 9 chairs in each row. How many chairs are there?",
+    "Sara reads 12 pages a day. How many pages does she read in a week?",
+    "A shirt costs 20 dollars and is on sale for 25 percent off. What is the sale price?",
+    "A rectangle is 7 cm long and 3 cm wide. What is its area?",
+    "Mia had 40 stickers and shared them equally among 8 friends. How many did each get?",
+]
+
+
+def without_probes(program: Program) -> Program:
+    data = program.model_dump(by_alias=True, exclude_none=True)
+    solve = data["nodes"]["solve"]
+    max_tokens = solve.get("max_tokens") or data["defaults"]["max_tokens"]
+    solve["probe"]["every"] = max_tokens + 1  # never reached: no probe is sent
+    return Program.model_validate(data)
+
+
+async def _solve_all(runtime: Runtime, program: Program) -> list[NodeResult]:
+    results: list[NodeResult | None] = [None] * len(PROBLEMS)
+
+    async def one(index: int) -> None:
+        run = await runtime.run(program, {"question": PROBLEMS[index]})
+        results[index] = run.nodes["solve"]
+
+    async with anyio.create_task_group() as group:
+        for index in range(len(PROBLEMS)):
+            group.start_soon(one, index)
+    return [r for r in results if r is not None]
+
+
+async def run_probe_benchmark() -> dict[str, Any]:
+    probed_program = load(SPEC)
+    plain_program = without_probes(probed_program)
+    started = time.monotonic()
+    backend = await VLLMBackend.start(ensure_embedded_model(), max_num_seqs=16)
+    start_s = time.monotonic() - started
+    try:
+        runtime = Runtime(backend)
+        plain = await _solve_all(runtime, plain_program)
+        probed = await _solve_all(runtime, probed_program)
+        node = probed_program.nodes["solve"]
+        assert isinstance(node, LLMNode)
+        finals = [await _final_answer(backend, node, q, r.output["text"])
+                  for q, r in zip(PROBLEMS, plain, strict=True)]
+    finally:
+        await backend.close()
+    rows = [_row(*four) for four in zip(PROBLEMS, plain, probed, finals, strict=True)]
+    return {"engine_start_s": round(start_s, 1), "problems": rows, "total": _total(rows)}
+
+
+async def _final_answer(backend: VLLMBackend, node: LLMNode, question: str, text: str) -> Any:
+    """What the full reasoning answers: one probe after its last token."""
+    assert node.prompt is not None and node.probe is not None
+    prompt = render_template(node.prompt, {"inputs": {"question": question}})
+    main = GenerateRequest(call_id=f"final/{question[:20]}", prompt=prompt)
+    completion = await collect(backend.generate(probe_request(main, text, node.probe, 0)))
+    return extractor_from_spec(node.answer)(node.probe.cue + completion.text)
+
+
+def _row(question: str, plain: NodeResult, probed: NodeResult, final: Any) -> dict[str, Any]:
+    out_plain, out_probed = plain.output, probed.output
+    return {
+        "question": question,
+        "reasoning_tokens_without": out_plain["generated_tokens"],
+        "reasoning_tokens_with": out_probed["generated_tokens"],
+        "probe_tokens": out_probed["probe_tokens"],
+        "probes": len(out_probed["probe_answers"]),
+        "stopped_early": out_probed["stopped_early"],
+        "answer_of_full_reasoning": final,
+        "answer_with": out_probed["answer"],
+        "prompt_tokens_with": probed.prompt_tokens,
+        "cached_prompt_tokens_with": probed.cached_prompt_tokens,
+    }
+
+
+def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    without = sum(r["reasoning_tokens_without"] for r in rows)
+    with_probes = sum(r["reasoning_tokens_with"] for r in rows)
+    overhead = sum(r["probe_tokens"] for r in rows)
+    return {
+        "reasoning_tokens_without": without,
+        "reasoning_tokens_with": with_probes,
+        "probe_tokens": overhead,
+        "generated_tokens_saved": round(1 - (with_probes + overhead) / without, 4),
+        "stopped_early": sum(r["stopped_early"] for r in rows),
+        "answers_changed": sum(r["answer_with"] != r["answer_of_full_reasoning"] for r in rows),
+        "probe_prompt_tokens": sum(r["prompt_tokens_with"] for r in rows),
+        "probe_prompt_tokens_cached": sum(r["cached_prompt_tokens_with"] for r in rows),
+    }

