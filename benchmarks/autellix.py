@@ -446,26 +446,34 @@ SWEEP_BOUNDARIES: tuple[tuple[float, ...], ...] = (
     (8.0, 32.0),
     (2.0, 4.0, 8.0, 16.0, 32.0),
 )
-SWEEP_BETAS = (2.0, 32.0, math.inf)
-SWEEP_CAPS = (128, 512)
+SWEEP_BETAS = (2.0, 8.0, 32.0, math.inf)
+SWEEP_CAPS = (32, 64, 128, 256)
+SWEEP_FACTORS = ("caps", "levels", "beta")
 
 
 def sweep_specs(args: argparse.Namespace) -> list[PointSpec]:
-    """One factor at a time around the defaults (levels and boundaries, beta, the
-    in-flight cap) for the last policy given, next to the vLLM default."""
+    """One factor at a time (the in-flight cap; levels and boundaries; beta) for the last
+    policy given, next to the vLLM default. Levels and beta are swept at `--cap`."""
     workload = args.workloads[0]
     programs = args.programs or DEFAULT_PROGRAMS[workload]
-    policy = args.policies[-1]
-    variants = [vllm_default(), Variant(f"{policy} default", policy)]
-    variants += [Variant(f"{policy} K={len(b) + 1} {'/'.join(f'{x:g}' for x in b)}s", policy,
-                         boundaries_s=b)
-                 for b in SWEEP_BOUNDARIES if b != QueueConfig().boundaries_s]
-    variants += [Variant(f"{policy} beta={beta:g}", policy, beta=beta) for beta in SWEEP_BETAS]
-    variants += [Variant(f"{policy} cap={cap}", policy, max_in_flight=cap) for cap in SWEEP_CAPS]
+    policy, cap = args.policies[-1], args.cap
+    variants = [vllm_default()]
+    if "caps" in args.factors:
+        variants += [Variant(f"{policy} cap={c}", policy, max_in_flight=c) for c in SWEEP_CAPS]
+    if "levels" in args.factors:
+        variants += [
+            Variant(f"{policy} cap={cap} K={len(b) + 1} {'/'.join(f'{x:g}' for x in b)}s",
+                    policy, max_in_flight=cap, boundaries_s=b)
+            for b in SWEEP_BOUNDARIES
+        ]
+    if "beta" in args.factors:
+        variants += [Variant(f"{policy} cap={cap} beta={beta:g}", policy, max_in_flight=cap,
+                             beta=beta) for beta in SWEEP_BETAS]
+    unique = list({variant.key: variant for variant in variants}.values())
     return [
         PointSpec(workload, programs, rate, variant, group="sweep", seed=args.seed)
         for rate in args.rates or (DEFAULT_RATES[workload][-1],)
-        for variant in variants
+        for variant in unique
     ]
 
 
@@ -481,6 +489,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--engines", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--cap", type=int, default=DEFAULT_MAX_IN_FLIGHT,
+                        help="sweep: the in-flight cap for the levels and beta factors")
+    parser.add_argument("--factors", type=_names, default=SWEEP_FACTORS,
+                        help=f"sweep: which of {', '.join(SWEEP_FACTORS)}")
     args = parser.parse_args(argv)
     if args.out_dir is not None:
         args.out = args.out_dir

@@ -163,22 +163,21 @@ def batching_program(max_tokens: int) -> Program:
 
 
 async def direct_batch(backend: Backend, max_tokens: int, tag: str) -> tuple[float, int]:
-    generated = 0
+    generated: list[int] = []
 
     async def one(index: int, prompt: str) -> None:
-        nonlocal generated
         request = GenerateRequest(
             call_id=f"direct-{tag}-{index}",
             messages=(Message("user", prompt),),
             sampling=SamplingParams(max_tokens=max_tokens, temperature=0.0),
         )
-        generated += (await collect(backend.generate(request))).generated_tokens
+        generated.append((await collect(backend.generate(request))).generated_tokens)
 
     started = time.perf_counter()
     async with anyio.create_task_group() as group:
         for index, prompt in enumerate(PROMPTS):
             group.start_soon(one, index, prompt)
-    return time.perf_counter() - started, generated
+    return time.perf_counter() - started, sum(generated)
 
 
 async def batching(repeats: int, max_tokens: int) -> dict[str, Any]:

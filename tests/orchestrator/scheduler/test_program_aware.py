@@ -610,3 +610,30 @@ async def test_preemption_keeps_the_output_exact_in_real_time(anyio_backend: str
     assert answers == [ANSWER, ANSWER]
     assert scheduler.stats().preemptions >= 1
     assert any(r.resume_text for r in backend.seen)
+
+
+def test_admission_control_caps_calls_in_flight_at_the_engines_capacity() -> None:
+    backend = ScriptedBackend(respond=lambda r: "a b", delay_s=1.0, per_chunk_s=1.0,
+                              max_in_flight=3)
+
+    async def main() -> tuple[int, list[str]]:
+        scheduler = ProgramAwareScheduler([backend], "fcfs", max_in_flight=10)  # > capacity
+        peak = 0
+
+        async def watch() -> None:
+            nonlocal peak
+            for _ in range(20):
+                peak = max(peak, len(backend.in_flight))
+                await anyio.sleep(0.5)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch)
+            for index in range(5):
+                group.start_soon(collect, scheduler.submit(call(f"P{index}/a", 10)))
+            await anyio.sleep(0.1)
+            queued = scheduler.queued_call_ids()
+        return peak, queued
+
+    peak, queued = run_virtual(main)
+    assert peak == 3
+    assert queued == ["P3/a", "P4/a"]
