@@ -281,7 +281,7 @@ _MODEL_LABELS: dict[type[BaseModel], str] = {
     ToolNode: "a tool node",
     MapNode: "a map node",
 }
-_NODE_KINDS = ("llm", "tool", "map")
+_NODE_KINDS = ("llm", "tool", "map", "plan")
 _MISSING_HINTS: dict[tuple[type[BaseModel], str], str] = {
     (Program, "name"): "give the program a name: `name: my_program`",
     (Program, "nodes"): "add `nodes:`, a mapping from node id to node",
@@ -388,7 +388,10 @@ def _missing_kind(path: SpecPath, data: Any, source: SourceMap) -> SpecError:
             node=_node_of(path),
             hint="write it as `kind: llm` plus `prompt: ...` on indented lines",
         )
-    guess = "tool" if "tool" in value else "map" if "over" in value else "llm"
+    guess = (
+        "tool" if "tool" in value else "map" if "over" in value
+        else "plan" if "question" in value else "llm"
+    )
     return SpecError(
         "the node has no `kind`",
         location=source.locate_key(path),
