@@ -62,10 +62,10 @@ POLICIES = ("fcfs", "mlfq", "plas", "atlas")
 # A tree search is ~40x a chat in work, so it gets fewer programs and lower rates.
 DEFAULT_PROGRAMS = {"chat": 120, "tool-use": 160, "tree-search": 40, "mixed": 120}
 DEFAULT_RATES = {
-    "chat": (0.5, 2.0, 4.0, 8.0),
-    "tool-use": (1.0, 4.0, 8.0, 16.0),
-    "tree-search": (0.1, 0.3, 0.6, 1.2),
-    "mixed": (0.5, 1.0, 2.0, 4.0),
+    "chat": (1.0, 2.0, 4.0, 8.0),
+    "tool-use": (2.0, 8.0, 16.0, 32.0),
+    "tree-search": (0.25, 0.5, 1.0, 2.0),
+    "mixed": (1.0, 2.0, 4.0, 8.0),
 }
 
 

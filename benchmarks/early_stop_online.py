@@ -1,23 +1,26 @@
 """Online part of `early_stop.py`: self-consistency queries on the simulated H100.
 
 Queries arrive as a Poisson process. Each is a taskloom program with one `llm` node of
-n = 32 samples and `aggregate: vote`, run by the executor through a scheduler onto the
+n samples (32 or 64) and `aggregate: vote`, run by the executor through a scheduler onto the
 simulated engine (Llama 3 8B constants on one H100, virtual time). The simulated model's
 answers and lengths come from the synthetic workload of the batch part: sample i of
 question q answers what that question's recorded sample i says, after that many tokens.
 
 Three systems:
-- `baseline`: no early stopping; every query's 32 samples go to the engine at once (FCFS).
-- `early-stop`: the certaindex rule; still all 32 at once, the rest aborted when settled.
+- `baseline`: no early stopping; every query's n samples go to the engine at once (FCFS).
+- `early-stop`: the certaindex rule; still all n at once, the rest aborted when settled.
 - `early-stop+realloc`: the same rule, with a `CertaintyAllocator` (gang admission,
   certainty-driven widths and budgets, hopeless queries cut) in front of the same FCFS
   scheduler.
 
 Per system and rate: latency of each query (arrival to answer), accuracy, tokens.
+Queries arrive for 60 simulated seconds (at least 60 queries), so that a system
+running over its capacity builds a queue that the latency shows.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import time
@@ -38,16 +41,15 @@ from taskloom.program.models import Program
 from taskloom.runtime import Runtime
 from taskloom.tools.registry import ToolRegistry
 
-SAMPLES = 32
 SLOTS = 256  # sample slots of the allocator: where H100 decode throughput flattens
 _QUESTION = re.compile(r"^Q(\d+):")
 
 
-def program(early_stop: dict[str, Any] | None) -> Program:
+def program(samples: int, early_stop: dict[str, Any] | None) -> Program:
     node: dict[str, Any] = {
         "kind": "llm",
         "prompt": "Q{{ inputs.qid }}: " + "Solve the problem step by step. " * 12,
-        "n": SAMPLES,
+        "n": samples,
         "max_tokens": 4096,
         "temperature": 0.8,
         "aggregate": "vote",
@@ -134,7 +136,7 @@ async def _serve(
 ) -> list[QueryRecord]:
     sim = SimBackend(H100_LLAMA3_8B_ENGINE, H100_LLAMA3_8B, output_tokens=output_length(queries))
     records: list[QueryRecord] = []
-    spec = program(system.early_stop)
+    spec = program(len(queries[0].answers), system.early_stop)
     async with sim:
         backend = AnsweringSim(sim, queries)
         runtime = Runtime(backend, scheduler=system.scheduler(backend), tools=ToolRegistry())
@@ -156,14 +158,19 @@ async def _serve(
     return records
 
 
+ARRIVALS_S = 60.0  # queries keep arriving this long, so that overload shows as a queue
+MIN_QUERIES = 60
+
+
 def serve(
     system: System, rate: float, queries: Sequence[RecordedQuery], seed: int = 5
 ) -> dict[str, Any]:
     """Run one system at one rate on virtual time; summarize its queries."""
     started = time.monotonic()
+    count = min(len(queries), max(MIN_QUERIES, round(rate * ARRIVALS_S)))
 
     async def main() -> list[QueryRecord]:
-        return await _serve(system, rate, queries, seed)
+        return await _serve(system, rate, queries[:count], seed)
 
     records = anyio.run(main, backend="trio",
                         backend_options={"clock": MockClock(autojump_threshold=0)})
@@ -171,6 +178,7 @@ def serve(
     return {
         "system": system.name,
         "rate_qps": rate,
+        "samples": len(queries[0].answers),
         "queries": len(records),
         "p50_s": round(_quantile(latencies, 0.5), 3),
         "p90_s": round(_quantile(latencies, 0.9), 3),
@@ -188,89 +196,104 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[index]
 
 
-def attainment(row: dict[str, Any], slo_s: float) -> float:
-    latencies = row["latencies_s"]
-    return sum(1 for x in latencies if x <= slo_s) / len(latencies)
-
-
 # ---------------------------------------------------------------- sweep and summary
 
+# Rates for queries of 32 samples; scaled by 32/n for queries of n samples.
 BASELINE_RATES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
-FAST_RATES = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0)
-ATTAINMENT = 0.9  # a latency target is met when 90% of queries finish within it
+FAST_RATES = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0)
 
 
-def online_queries(count: int, seed: int = 3) -> list[RecordedQuery]:
-    """Synthetic questions with 32 samples each; reasoning of ~160 tokens (median)."""
+def online_queries(count: int, samples: int, seed: int = 3) -> list[RecordedQuery]:
+    """Synthetic questions with `samples` samples each; reasoning of ~160 tokens (median)."""
     from early_stop_batch import synthetic_queries
 
     return [
         RecordedQuery(
-            q.answers[:SAMPLES],
-            tuple(max(8, n * 160 // 400) for n in q.lengths[:SAMPLES]),
+            q.answers[:samples],
+            tuple(max(8, n * 160 // 400) for n in q.lengths[:samples]),
             q.correct,
         )
         for q in synthetic_queries(count, seed=seed)
     ]
 
 
-def sweep(
-    queries: Sequence[RecordedQuery], slo_s: float, fixed_rate: float,
-    systems: Sequence[System] = tuple(SYSTEMS),
-) -> list[dict[str, Any]]:
-    """Each system at rising rates, until it has missed the target at two rates in a row
-    (past that, more load only lengthens the queue); `fixed_rate` is always run."""
+def sweep(queries: Sequence[RecordedQuery], slo_s: float) -> list[dict[str, Any]]:
+    """Each system at rising rates (the baseline's rates included, so that every system
+    is measured where the baseline is), until it has missed the target at two rates in a
+    row: past that, more load only lengthens the queue."""
     rows = []
-    for system in systems:
-        rates = BASELINE_RATES if system.early_stop is None else FAST_RATES
+    scale = 32 / len(queries[0].answers)
+    for system in SYSTEMS:
+        listed = BASELINE_RATES if system.early_stop is None else {*BASELINE_RATES, *FAST_RATES}
+        rates = {round(rate * scale, 3) for rate in listed}
         misses = 0
-        for rate in sorted({*rates, fixed_rate}):
-            if misses >= 2 and rate != fixed_rate:
-                continue
+        for rate in sorted(rates):
+            if misses >= 2:
+                break
             row = serve(system, rate, queries)
             rows.append(row)
-            misses = misses + 1 if attainment(row, slo_s) < ATTAINMENT else 0
+            misses = misses + 1 if row["p90_s"] > slo_s else 0
             print(f"  {system.name:20s} {rate:5.1f} q/s  p90 {row['p90_s']:7.2f} s  "
                   f"acc {row['accuracy']:.3f}  samples {row['mean_samples']:5.2f}  "
-                  f"({row['wall_s']} s wall)", flush=True)
+                  f"({row['queries']} queries, {row['wall_s']} s wall)", flush=True)
     return rows
 
 
+def _curve(rows: Sequence[dict[str, Any]], system: str) -> list[tuple[float, float]]:
+    """(rate, p90 latency) points of one system, by rate."""
+    return sorted((r["rate_qps"], r["p90_s"]) for r in rows if r["system"] == system)
+
+
 def max_rate(rows: Sequence[dict[str, Any]], system: str, slo_s: float) -> float:
-    """The highest tested rate up to which every tested rate meets the target."""
-    best = 0.0
-    for row in sorted((r for r in rows if r["system"] == system), key=lambda r: r["rate_qps"]):
-        if attainment(row, slo_s) < ATTAINMENT:
-            break
-        best = row["rate_qps"]
-    return best
+    """The highest rate whose p90 latency is within `slo_s`, interpolated linearly
+    between the last tested rate that meets it and the first that does not."""
+    points = _curve(rows, system)
+    if not points or points[0][1] > slo_s:
+        return 0.0
+    for (rate, p90), (next_rate, next_p90) in itertools.pairwise(points):
+        if next_p90 > slo_s:
+            return round(rate + (slo_s - p90) * (next_rate - rate) / (next_p90 - p90), 3)
+    return points[-1][0]  # met at every tested rate: a lower bound
 
 
-def tightest_slo(rows: Sequence[dict[str, Any]], system: str, rate: float) -> float | None:
-    """The smallest latency target met at `rate`: the 90th-percentile latency there."""
-    for row in rows:
-        if row["system"] == system and row["rate_qps"] == rate:
-            return float(row["p90_s"])
+def p90_at(rows: Sequence[dict[str, Any]], system: str, rate: float) -> float | None:
+    """The tightest target a system meets at `rate`: its p90 latency there, interpolated
+    between the tested rates around it."""
+    points = _curve(rows, system)
+    for (low, low_p90), (high, high_p90) in itertools.pairwise(points):
+        if low <= rate <= high:
+            return round(low_p90 + (rate - low) * (high_p90 - low_p90) / (high - low), 3)
     return None
 
 
-def summarize(rows: Sequence[dict[str, Any]], slo_s: float, fixed_rate: float) -> dict[str, Any]:
+def summarize(rows: Sequence[dict[str, Any]], slo_s: float) -> dict[str, Any]:
+    """Highest rate within the target, per system; and at the highest rate the baseline
+    sustains within it (and at every rate the baseline was run at), the tightest target
+    each system meets, relative to the baseline's."""
     systems = [s.name for s in SYSTEMS]
     rates = {name: max_rate(rows, name, slo_s) for name in systems}
-    slos = {name: tightest_slo(rows, name, fixed_rate) for name in systems}
-    base_rate, base_slo = rates["baseline"], slos["baseline"]
-    return {
-        "latency_target": f"{int(ATTAINMENT * 100)}% of queries within {slo_s} s",
-        "max_rate_qps": rates,
-        "rate_gain": {
-            n: (round(r / base_rate, 2) if base_rate else None) for n, r in rates.items()
-        },
-        "fixed_rate_qps": fixed_rate,
-        "tightest_p90_target_s": slos,
-        "target_tightening": {
-            n: (round(base_slo / s, 2) if base_slo and s else None) for n, s in slos.items()
-        },
+    base_rate = rates["baseline"]
+    targets = {name: p90_at(rows, name, base_rate) for name in systems}
+    by_rate = {
+        str(rate): {name: _ratio(p90_at(rows, "baseline", rate), p90_at(rows, name, rate))
+                    for name in systems}
+        for rate, _ in _curve(rows, "baseline")
     }
+    return {
+        "latency_target": f"p90 latency within {slo_s} s",
+        "max_rate_qps": rates,
+        "rate_gain": {n: _ratio(r, base_rate) for n, r in rates.items()},
+        "fixed_rate_qps": base_rate,
+        "tightest_p90_target_s": targets,
+        "target_tightening": {n: _ratio(targets["baseline"], t) for n, t in targets.items()},
+        "target_tightening_by_rate": by_rate,
+    }
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if not numerator or not denominator:
+        return None
+    return round(numerator / denominator, 2)
 
 
 def plot_online(rows: Sequence[dict[str, Any]], summary: dict[str, Any], path: Any) -> None:
@@ -284,9 +307,9 @@ def plot_online(rows: Sequence[dict[str, Any]], summary: dict[str, Any], path: A
         mine = sorted((r for r in rows if r["system"] == system.name), key=lambda r: r["rate_qps"])
         axis.plot([r["rate_qps"] for r in mine], [r["p90_s"] for r in mine], "o-",
                   label=system.name)
-    axis.axhline(float(summary["latency_target"].split(" within ")[1].split()[0]), color="grey",
-                 linestyle="--", linewidth=0.8, label="latency target")
-    axis.set_xlabel("query rate (queries/s), 32 samples each")
+    target = float(summary["latency_target"].split(" within ")[1].split()[0])
+    axis.axhline(target, color="grey", linestyle="--", linewidth=0.8, label="latency target")
+    axis.set_xlabel(f"query rate (queries/s), {rows[0]['samples']} samples each")
     axis.set_ylabel("90th-percentile latency (s, simulated)")
     axis.set_yscale("log")
     axis.set_title("Self-consistency on a simulated H100 (Llama 3 8B)")

@@ -10,11 +10,13 @@ answers whether to go on. Two allocators:
   - Gang admission: a query starts only when its first `gang` samples (the samples its
     stopping rule needs before it can fire) can all start at once.
   - When the pool is not crowded, every admitted query may run all its samples at once.
-  - When it is crowded, a query keeps about one gang in flight, older queries first,
-    and its sample budget shrinks to `crowded_budget` of its cap. A query whose
-    certainty still rises past that budget keeps sampling up to its cap; one whose
-    certainty is flat there is hopeless: it stops and reports its low certainty.
-    Confident queries stop by their rule; the slots they free go to the others.
+  - When it is crowded, older queries are served first, and certainty sets each
+    query's share: after its gang, a query keeps `crowded_width` samples in flight, or
+    one while its certainty is flat; its sample budget shrinks to `crowded_budget` of
+    its cap. A query whose certainty still rises past that budget keeps sampling up to
+    its cap; one whose certainty is flat there is hopeless: it stops and reports its
+    low certainty. Confident queries stop by their rule; the slots they free go to the
+    others.
 
 The allocator only decides how many samples each query launches and when. The requests
 still go through the runtime's scheduler, so any scheduling policy composes with it:
@@ -78,12 +80,15 @@ class FlatCertainty:
     min_gain: float = 0.05
     window: int = 4
 
-    def is_hopeless(self, history: Sequence[float], budget: int) -> bool:
-        samples = len(history)
-        if samples < budget or samples <= self.window:
+    def is_flat(self, history: Sequence[float]) -> bool:
+        """Low, and barely gaining over the last `window` samples."""
+        if len(history) <= self.window:
             return False
         gain = history[-1] - history[-1 - self.window]
         return history[-1] < self.below and gain < self.min_gain
+
+    def is_hopeless(self, history: Sequence[float], budget: int) -> bool:
+        return len(history) >= budget and self.is_flat(history)
 
 
 # ---------------------------------------------------------------- fixed width
@@ -176,7 +181,8 @@ class CertaintyAllocator:
     """A pool of `slots` sample slots shared by all queries; see the module doc.
 
     `crowded_at`: the share of slots in use from which the pool counts as crowded (it
-    also is whenever a query waits for admission). `crowded_budget`: the share of its
+    also is whenever a query waits for admission). `crowded_width`: samples in flight
+    per query after its first judgment while crowded. `crowded_budget`: the share of its
     cap a query may sample, while the pool is crowded, before flat certainty makes it
     hopeless.
     """
@@ -186,6 +192,7 @@ class CertaintyAllocator:
         slots: int,
         *,
         crowded_at: float = 0.9,
+        crowded_width: int = 4,
         crowded_budget: float = 0.5,
         hopeless: FlatCertainty | None = None,
     ) -> None:
@@ -193,6 +200,7 @@ class CertaintyAllocator:
             raise ValueError(f"a CertaintyAllocator needs at least one slot, got {slots}")
         self.slots = slots
         self.crowded_at = crowded_at
+        self.crowded_width = crowded_width
         self.crowded_budget = crowded_budget
         self.hopeless = hopeless or FlatCertainty()
         self.used = 0
@@ -211,11 +219,17 @@ class CertaintyAllocator:
             return demand.cap
         return min(demand.cap, max(2 * demand.gang, math.ceil(demand.cap * self.crowded_budget)))
 
-    def width(self, lease: _Lease) -> int:
-        """Samples a query may have in flight now."""
-        if not self.crowded:
-            return lease.demand.cap
-        return lease.demand.gang
+    def width(self, demand: QueryDemand, history: Sequence[float], *, crowded: bool) -> int:
+        """Samples a query may have in flight now: all it wants while the pool is not
+        crowded; when it is, its gang until the first judgment, then `crowded_width`,
+        and one at a time while its certainty is flat."""
+        if not crowded:
+            return demand.cap
+        if not history:
+            return demand.gang
+        if self.hopeless.is_flat(history):
+            return 1
+        return min(demand.gang, self.crowded_width)
 
     @asynccontextmanager
     async def admit(self, demand: QueryDemand) -> AsyncIterator[SampleLease]:
@@ -259,7 +273,8 @@ class CertaintyAllocator:
         for lease in self._leases:
             if self.slots - self.used <= reserve:
                 return
-            if lease.wants_slot and lease.in_flight < self.width(lease):
+            width = self.width(lease.demand, lease.history, crowded=self.crowded)
+            if lease.wants_slot and lease.in_flight < width:
                 self._grant(lease)
 
     def _grant(self, lease: _Lease) -> None:

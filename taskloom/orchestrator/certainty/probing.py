@@ -8,7 +8,8 @@ or has no readable answer counts as no answer. When the last `agree` probes all 
 the same answer, the main generation is aborted in the engine and that answer is the
 result. It stops only then: a window with a hedging, unreadable or different answer
 never stops it (the public Dynasor code returns True on every path of its check, its
-issue 25; `probes_agree` is the check done right).
+issue 25; `probes_agree` is the check done right). A generation that ends on its own
+with no readable answer gets one last probe after its final token.
 """
 
 from __future__ import annotations
@@ -157,7 +158,14 @@ async def generate_with_probes(
                         next_probe = (generated // spec.every + 1) * spec.every
         probes.cancel_scope.cancel()  # the main call is over: pending probes are moot
     text = "".join(parts)
-    answer = state.agreed if state.agreed is not None else extract(text)
+    stopped_early = state.agreed is not None
+    answer = state.agreed if stopped_early else extract(text)
+    if answer is None:
+        # Finished without agreeing probes and without an answer of its own: ask once
+        # more, at the end, the way the probes ask.
+        final = max(state.results, default=-1) + 1
+        await state.probe(final, text, generated)
+        answer = state.results[final].answer
     return ProbedGeneration(
-        text, answer, state.agreed is not None, generated, state.probe_tokens, state.ordered()
+        text, answer, stopped_early, generated, state.probe_tokens, state.ordered()
     )

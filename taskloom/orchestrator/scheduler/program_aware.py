@@ -59,10 +59,12 @@ from taskloom.orchestrator.scheduler.queues import (
     promote_starving,
 )
 
-DEFAULT_MAX_IN_FLIGHT = 256
+DEFAULT_MAX_IN_FLIGHT = 128
 """Calls per engine the program-aware policies keep in flight (at most the engine's
-capacity). On the simulated H100 a batch of 256 reaches about 90% of the decode
-throughput of 1,024, and the rest of the calls wait where the policy can order them."""
+capacity); the rest wait here, where the policy orders them. Picked by a sweep on the
+simulated H100 (benchmarks/autellix.py sweep, mixed workload): a smaller cap leaves too
+little batch for the engine's throughput, a larger one leaves the queue empty, so that
+the policy has nothing to order."""
 
 Oracle = Callable[[GenerateRequest], float]
 """The true remaining work of a call's program, for `sjf-oracle` only."""

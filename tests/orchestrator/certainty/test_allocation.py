@@ -110,6 +110,17 @@ def test_an_uncrowded_pool_lets_a_query_run_all_its_samples_at_once() -> None:
     run_virtual(main)
 
 
+def test_certainty_sets_the_share_of_a_crowded_pool() -> None:
+    pool = CertaintyAllocator(slots=10, crowded_width=2)
+    demand = QueryDemand("a", cap=32, gang=4)
+    rising = [0.1, 0.2, 0.3, 0.4, 0.5, 0.55]
+    flat = [0.1, 0.12, 0.1, 0.11, 0.12, 0.12]
+    assert pool.width(demand, rising, crowded=False) == 32  # spare slots: all at once
+    assert pool.width(demand, [], crowded=True) == 4  # the gang, before any judgment
+    assert pool.width(demand, rising, crowded=True) == 2
+    assert pool.width(demand, flat, crowded=True) == 1  # going nowhere: slowly
+
+
 def test_budgets_shrink_only_when_crowded() -> None:
     pool = CertaintyAllocator(slots=10, crowded_budget=0.25)
     demand = QueryDemand("a", cap=64, gang=4)

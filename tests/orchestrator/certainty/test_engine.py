@@ -39,7 +39,8 @@ async def test_a_settled_vote_aborts_its_running_samples_in_vllm(engine: VLLMBac
         short = index < 4
         return GenerateRequest(
             call_id=f"certainty-abort/s{index}",
-            prompt="Write a long story about a dragon who learns to count.",
+            prompt="Question: Tom has 15 apples and buys 8 more. How many does he have?\n"
+            "Let's think step by step, checking each step twice.\nStep 1:",
             sampling=SamplingParams(max_tokens=4 if short else LONG, temperature=0.0),
         )
 

@@ -123,3 +123,11 @@ def test_without_agreement_the_answer_comes_from_the_finished_text() -> None:
     backend = ScriptedBackend(respond=respond, per_chunk_s=0.01)
     result = run_probed(backend)
     assert result.answer == "42" and not result.stopped_early and result.probes == ()
+
+
+def test_a_generation_that_ends_without_an_answer_gets_one_last_probe() -> None:
+    backend = ScriptedBackend(respond=thinker(lambda pos: f"{pos % 20}}}", words=80),
+                              per_chunk_s=0.01)
+    result = run_probed(backend)
+    assert not result.stopped_early
+    assert result.probes[-1].position == 80 and result.answer == "0"
