@@ -5,6 +5,7 @@
 - `self_consistency`: sample, vote as samples finish, abort the rest when settled.
 - `probing`: stop one long generation once its probed answers agree (Dynasor-CoT).
 - `allocation`: gang admission and certainty-driven sharing of sample slots.
+- `replay`: recorded samples replayed under a rule, for choosing thresholds offline.
 - `node`: the `llm` node options `aggregate`, `answer`, `early_stop` and `probe`.
 """
 
@@ -36,6 +37,12 @@ from taskloom.orchestrator.certainty.probing import (
     hedges,
     probes_agree,
 )
+from taskloom.orchestrator.certainty.replay import (
+    HopelessCut,
+    RecordedQuery,
+    ReplayOutcome,
+    replay,
+)
 from taskloom.orchestrator.certainty.rules import (
     BetaRule,
     CertaindexRule,
@@ -56,10 +63,13 @@ __all__ = [
     "DirichletRule",
     "FixedWidthAllocator",
     "FlatCertainty",
+    "HopelessCut",
     "NeverStop",
     "ProbeResult",
     "ProbedGeneration",
     "QueryDemand",
+    "RecordedQuery",
+    "ReplayOutcome",
     "Sample",
     "SampleAllocator",
     "SampleLease",
@@ -76,6 +86,7 @@ __all__ = [
     "last_number",
     "normalize_answer",
     "probes_agree",
+    "replay",
     "rule_from_spec",
     "vote",
 ]
