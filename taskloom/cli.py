@@ -22,6 +22,7 @@ from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, 
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
 from taskloom.orchestrator.inputs import InputError, resolve_inputs
 from taskloom.orchestrator.result import RunResult, RunStatus
+from taskloom.orchestrator.scheduler.registry import policy_names
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.load import load
 from taskloom.tools.registry import default_registry
@@ -130,6 +131,10 @@ def run(
     tools_root: ToolsRootOpt = Path("."),
     allow_host: AllowHostOpt = None,
     verbose: Annotated[bool, typer.Option(help="Show the engine's own log lines.")] = False,
+    policy: Annotated[
+        str, typer.Option(help="Scheduling policy for the LLM calls: fcfs (default), plas, "
+                          "atlas, mlfq, ...")
+    ] = "fcfs",
 ) -> None:
     """Run a spec and print its outputs.
 
@@ -142,6 +147,10 @@ def run(
         # vLLM logs every engine setting at INFO; a person running a spec wants progress.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     given = _parse_inputs(input or [], inputs)
+    if policy not in policy_names():
+        typer.echo(f"error: unknown policy '{policy}'; choose from {', '.join(policy_names())}",
+                   err=True)
+        raise typer.Exit(ExitCode.BAD_INPUT)
     try:
         given = resolve_inputs(graph.program, given)  # before paying for an engine start
     except InputError as exc:
@@ -151,7 +160,7 @@ def run(
     try:
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
-            store, json_out, tools_root, allow_host or [],
+            store, json_out, tools_root, allow_host or [], policy,
         )
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
@@ -194,6 +203,7 @@ async def _run_interruptibly(
     quiet: bool,
     tools_root: Path,
     allow_host: list[str],
+    policy: str,
 ) -> RunResult | None:
     """Run with Ctrl-C turned into a clean cancellation: in-flight engine requests are
     aborted and the partial result is returned rather than lost."""
@@ -218,7 +228,8 @@ async def _run_interruptibly(
         with progress:
             progress.note(f"starting the {backend} engine…")
             async with Runtime.open(
-                cast(EngineName, backend), model=model, base_url=base_url, tools=tools, store=store
+                cast(EngineName, backend), model=model, base_url=base_url, tools=tools,
+                store=store, policy=policy,
             ) as runtime:
                 progress.note("running")
                 running = True

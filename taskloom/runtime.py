@@ -17,6 +17,7 @@ from taskloom.orchestrator.executor import Executor
 from taskloom.orchestrator.inputs import resolve_inputs
 from taskloom.orchestrator.result import RunResult, RunStatus
 from taskloom.orchestrator.scheduler import FifoScheduler, Scheduler
+from taskloom.orchestrator.scheduler.registry import make_scheduler
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.models import Program
 from taskloom.tools.registry import ToolRegistry, default_registry
@@ -53,11 +54,13 @@ class Runtime:
         base_url: str | None = None,
         tools: ToolRegistry | None = None,
         store: RunStore | None = None,
+        policy: str = "fcfs",
         **backend_options: Any,
     ) -> AsyncIterator[Runtime]:
         engine = await open_backend(backend, model=model, base_url=base_url, **backend_options)
         try:
-            yield cls(engine, tools=tools, store=store)
+            scheduler = make_scheduler(policy, [engine])
+            yield cls(engine, tools=tools, store=store, scheduler=scheduler)
         finally:
             with anyio.CancelScope(shield=True):
                 await engine.close()
