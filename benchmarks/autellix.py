@@ -356,7 +356,7 @@ def _summarize_workload(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
     ratios = {
         f"{policy}/{baseline}": throughput_at_equal_latency(curves, baseline, policy)
-        for baseline in ("fcfs", "mlfq", "atlas-rr", "fcfs-rr")
+        for baseline in ("fcfs", "mlfq", "plas-rr", "atlas-rr")
         if baseline in curves
         for policy in curves
         if policy != baseline and policy in ("atlas", "plas", "sjf-oracle", "mlfq")
@@ -497,7 +497,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     if args.out_dir is not None:
         args.out = args.out_dir
     if args.policies is None:
-        args.policies = {"run": POLICIES, "balance": ("fcfs", "atlas-rr", "atlas"),
+        args.policies = {"run": POLICIES, "balance": ("fcfs", "plas-rr", "plas"),
                          "sweep": ("plas",), "report": POLICIES}[args.command]
     return args
 

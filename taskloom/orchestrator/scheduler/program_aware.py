@@ -180,7 +180,7 @@ class SchedulerStats:
 class ProgramAwareScheduler:
     """Drives one or more engines with a policy from `policies.POLICIES`.
 
-    - `policy`: a name ("atlas", "plas", "mlfq", "fcfs", "sjf-oracle") or a `Policy`.
+    - `policy`: a name ("plas", "atlas", "mlfq", "fcfs", "sjf-oracle") or a `Policy`.
     - `queues`: levels, quanta and anti-starvation ratio (ignored by one-level policies).
     - `max_in_flight`: per-engine cap on calls in flight; one number for all engines, one
       per engine, or None for each backend's `capacity()`; never above the capacity.
@@ -192,7 +192,7 @@ class ProgramAwareScheduler:
     def __init__(
         self,
         backends: Sequence[Backend],
-        policy: str | Policy = "atlas",
+        policy: str | Policy = "plas",
         *,
         queues: QueueConfig | None = None,
         max_in_flight: int | Sequence[int] | None = None,

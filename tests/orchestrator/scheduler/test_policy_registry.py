@@ -19,7 +19,7 @@ def test_every_policy_is_registered() -> None:
     assert {"fcfs", "plas", "atlas", "mlfq", "sjf-oracle", "atlas-rr", "plas-rr"} <= set(
         policy_names()
     )
-    assert DEFAULT_POLICY == "atlas"
+    assert DEFAULT_POLICY == "plas"
 
 
 @pytest.mark.parametrize(
