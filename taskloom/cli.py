@@ -22,7 +22,7 @@ from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, 
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
 from taskloom.orchestrator.inputs import InputError, resolve_inputs
 from taskloom.orchestrator.result import RunResult, RunStatus
-from taskloom.orchestrator.scheduler.registry import policy_names
+from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, policy_names
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.load import load
 from taskloom.tools.registry import default_registry
@@ -132,9 +132,10 @@ def run(
     allow_host: AllowHostOpt = None,
     verbose: Annotated[bool, typer.Option(help="Show the engine's own log lines.")] = False,
     policy: Annotated[
-        str, typer.Option(help="Scheduling policy for the LLM calls: fcfs (default), plas, "
-                          "atlas, mlfq, ...")
-    ] = "fcfs",
+        str | None, typer.Option(
+            help=f"Scheduling policy for the LLM calls: {DEFAULT_POLICY} (the default), "
+            "atlas, fcfs, mlfq, ... Overrides the spec's own `policy:`.")
+    ] = None,
 ) -> None:
     """Run a spec and print its outputs.
 
@@ -147,6 +148,7 @@ def run(
         # vLLM logs every engine setting at INFO; a person running a spec wants progress.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     given = _parse_inputs(input or [], inputs)
+    policy = policy or graph.program.policy or DEFAULT_POLICY
     if policy not in policy_names():
         typer.echo(f"error: unknown policy '{policy}'; choose from {', '.join(policy_names())}",
                    err=True)

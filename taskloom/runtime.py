@@ -16,8 +16,8 @@ from taskloom.orchestrator.events import EventSink, ignore_events
 from taskloom.orchestrator.executor import Executor
 from taskloom.orchestrator.inputs import resolve_inputs
 from taskloom.orchestrator.result import RunResult, RunStatus
-from taskloom.orchestrator.scheduler import FifoScheduler, Scheduler
-from taskloom.orchestrator.scheduler.registry import make_scheduler
+from taskloom.orchestrator.scheduler import Scheduler
+from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, make_scheduler
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.models import Program
 from taskloom.tools.registry import ToolRegistry, default_registry
@@ -27,7 +27,8 @@ class Runtime:
     """Runs programs on one backend through one scheduler.
 
     Build it around a backend you opened, or use `Runtime.open(...)`, which opens and
-    closes the backend for you.
+    closes the backend for you. Without a `scheduler`, LLM calls go through the default
+    policy (`DEFAULT_POLICY`, program-aware PLAS).
     """
 
     def __init__(
@@ -40,7 +41,9 @@ class Runtime:
     ) -> None:
         self.backend = backend
         self.tools = tools if tools is not None else default_registry()
-        self.scheduler = scheduler if scheduler is not None else FifoScheduler(backend)
+        self.scheduler = (
+            scheduler if scheduler is not None else make_scheduler(DEFAULT_POLICY, [backend])
+        )
         self.store = store
         self.last_result: RunResult | None = None
 
@@ -54,7 +57,7 @@ class Runtime:
         base_url: str | None = None,
         tools: ToolRegistry | None = None,
         store: RunStore | None = None,
-        policy: str = "fcfs",
+        policy: str = DEFAULT_POLICY,
         **backend_options: Any,
     ) -> AsyncIterator[Runtime]:
         engine = await open_backend(backend, model=model, base_url=base_url, **backend_options)
@@ -109,7 +112,12 @@ async def run_program(
     timeout: float | None = None,
 ) -> RunResult:
     """Run one program; open (and close) the backend when given by name."""
+    policy = program.policy or DEFAULT_POLICY
     if not isinstance(backend, str):
-        return await Runtime(backend, tools=tools).run(program, inputs, timeout=timeout)
-    async with Runtime.open(backend, model=model, base_url=base_url, tools=tools) as runtime:
+        scheduler = make_scheduler(policy, [backend])
+        runtime = Runtime(backend, tools=tools, scheduler=scheduler)
+        return await runtime.run(program, inputs, timeout=timeout)
+    async with Runtime.open(
+        backend, model=model, base_url=base_url, tools=tools, policy=policy
+    ) as runtime:
         return await runtime.run(program, inputs, timeout=timeout)

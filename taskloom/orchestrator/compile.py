@@ -18,6 +18,7 @@ import networkx as nx
 
 from taskloom.errors import SourceLocation, SpecError, SpecErrors
 from taskloom.orchestrator.certainty.node import certainty_output_schema
+from taskloom.orchestrator.scheduler.registry import policy_names
 from taskloom.program.load import SourceMap, did_you_mean
 from taskloom.program.models import (
     NODE_ID_PATTERN,
@@ -330,6 +331,7 @@ class _Checker:
         for name, template in self.program.outputs.items():
             site = _TemplateSite(("outputs", name), template)
             self._check_site(site, owner=None)
+        self._check_policy()
         graph = self._graph()
         self._check_cycles(graph)
         return graph
@@ -353,6 +355,18 @@ class _Checker:
         if self.source is None:
             return None
         return self.source.locate_key(path) if at_key else self.source.locate(path)
+
+    def _check_policy(self) -> None:
+        policy = self.program.policy
+        if policy is None or policy in policy_names():
+            return
+        self._report(
+            f"unknown scheduling policy '{policy}'",
+            ("policy",),
+            node=None,
+            hint=did_you_mean(policy, policy_names())
+            or f"known policies: {', '.join(policy_names())}",
+        )
 
     # -- nodes
 

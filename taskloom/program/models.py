@@ -273,6 +273,9 @@ class Program(_Model):
     defaults: Defaults = Field(default_factory=Defaults)
     nodes: dict[str, Node]
     outputs: dict[str, str] = Field(default_factory=dict)
+    # The scheduling policy for this program's LLM calls (`plas`, `atlas`, `fcfs`, ...);
+    # None leaves the choice to the caller (the CLI's --policy, else the default).
+    policy: str | None = None
 
     # Where each value came from in the spec file; None for programs built in Python.
     _source: Any = PrivateAttr(default=None)

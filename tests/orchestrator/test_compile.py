@@ -716,3 +716,32 @@ def test_compiled_python_and_yaml_programs_have_the_same_graph() -> None:
     assert set(in_python.graph.edges) == set(from_yaml.graph.edges)
     assert in_python.stats == from_yaml.stats
     assert isinstance(in_python.program.nodes["per_city"], MapNode)
+
+
+# ---------------------------------------------------------------- the spec's policy
+
+
+def test_an_unknown_scheduling_policy_is_located_and_suggests_a_name() -> None:
+    error = _one(
+        """\
+        name: p
+        policy: atlass
+        nodes:
+          a: {kind: llm, prompt: hi}
+        """
+    )
+    assert "unknown scheduling policy 'atlass'" in error.message
+    assert _at(error) == (2, 9)
+    assert error.hint is not None and "atlas" in error.hint
+
+
+def test_a_known_scheduling_policy_compiles() -> None:
+    graph = _compile(
+        """\
+        name: p
+        policy: atlas
+        nodes:
+          a: {kind: llm, prompt: hi}
+        """
+    )
+    assert graph.program.policy == "atlas"
