@@ -30,6 +30,7 @@ import argparse
 import itertools
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -40,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from taskloom.backends.base import Backend, GenerateRequest
-from taskloom.backends.sim import H100_LLAMA3_8B_ENGINE, QueuePolicy
-from taskloom.bench.metrics import ProgramOutcome
+from taskloom.backends.sim import H100_LLAMA3_8B_ENGINE, QueuePolicy, SimBackend, SimStats
+from taskloom.bench.metrics import EngineReport, ProgramOutcome, percentile
 from taskloom.bench.runner import (
     BenchConfig,
     SimEngines,
@@ -59,14 +60,24 @@ from taskloom.program.models import LLMNode, MapNode, Program
 WORKLOADS = ("chat", "tool-use", "tree-search", "mixed")
 POLICIES = ("fcfs", "mlfq", "plas", "atlas")
 # Programs per point and rates (programs/s) from light to past saturation, per workload.
-# A tree search is ~40x a chat in work, so it gets fewer programs and lower rates.
-DEFAULT_PROGRAMS = {"chat": 120, "tool-use": 160, "tree-search": 40, "mixed": 120}
+# A tree search is ~40x a chat in decode work, so it gets fewer programs and lower rates.
+# The rates are spaced finely around each workload's knee on the simulated H100 (found
+# with small runs first); the programs per point are as many as the shared 2-core
+# machine allowed, so the first and last 10% (see WARMUP_FRACTION) can be left out.
+DEFAULT_PROGRAMS = {"chat": 200, "tool-use": 300, "tree-search": 40, "mixed": 150}
 DEFAULT_RATES = {
-    "chat": (1.0, 2.0, 4.0, 8.0),
-    "tool-use": (2.0, 8.0, 16.0, 32.0),
-    "tree-search": (0.25, 0.5, 1.0, 2.0),
-    "mixed": (1.0, 2.0, 4.0, 8.0),
+    "chat": (1.0, 2.5, 4.0, 5.5),
+    "tool-use": (4.0, 8.0, 12.0, 16.0),
+    "tree-search": (0.2, 0.4, 0.6, 0.8),
+    "mixed": (1.0, 1.5, 2.0, 2.5, 3.0),
 }
+
+
+STREAM_INTERVAL = int(os.environ.get("AUTELLIX_STREAM_INTERVAL", "16"))
+"""Tokens per streamed chunk (vLLM's `stream_interval`). Finish times are the same as
+token by token; a larger interval lets the simulator sleep over runs of decode steps,
+and the scheduler sees a call's progress (demotion) every 16 tokens instead of every
+one, a small fraction of any quantum."""
 
 
 # ------------------------------------------------------------------ scheduler variants
@@ -86,9 +97,17 @@ class Variant:
 
     @property
     def key(self) -> str:
-        bounds = "default" if self.boundaries_s is None else "-".join(map(str, self.boundaries_s))
-        return (f"autellix:{self.label}:{self.policy}:{self.balancer}:{self.max_in_flight}:"
-                f"{bounds}:{self.beta}:{self.engine_policy}")
+        # Spelled with the effective values, so a variant that names the defaults is
+        # the same point as one that leaves them out.
+        return f"autellix:{self.label}:{self.setting}"
+
+    @property
+    def setting(self) -> str:
+        """What the scheduler does, whatever the label."""
+        queues = self.queues() or QueueConfig()
+        bounds = "-".join(map(str, queues.boundaries_s))
+        return (f"{self.policy}:{self.balancer}:{self.max_in_flight}:{bounds}:{queues.beta}:"
+                f"{self.engine_policy}")
 
     def queues(self) -> QueueConfig | None:
         if self.boundaries_s is None and self.beta is None:
@@ -197,6 +216,18 @@ class PointSpec:
     group: str = "policies"
 
 
+class RecordingSimEngines(SimEngines):
+    """Fresh simulated engines that keep their final counters for the record."""
+
+    def __init__(self, setup: SimSetup, count: int = 1) -> None:
+        super().__init__(setup, count)
+        self.stats: list[SimStats] = []
+
+    def report(self, engines: Sequence[Backend]) -> EngineReport:
+        self.stats = [engine.stats() for engine in engines if isinstance(engine, SimBackend)]
+        return super().report(engines)
+
+
 _WORKLOADS: dict[tuple[str, int, int], Workload] = {}
 
 
@@ -207,14 +238,16 @@ def run_one(spec: PointSpec) -> dict[str, Any]:
         _WORKLOADS[cache_key] = build_workload(spec.workload, spec.programs, spec.seed)
     workload = _WORKLOADS[cache_key]
     register_variant(spec.variant, workload)
-    setup = SimSetup(engine=replace(H100_LLAMA3_8B_ENGINE, policy=spec.variant.engine_policy))
+    setup = SimSetup(engine=replace(H100_LLAMA3_8B_ENGINE, policy=spec.variant.engine_policy),
+                     stream_interval=STREAM_INTERVAL)
     config = BenchConfig(workload=spec.workload, policies=(spec.variant.key,),
                          rates=(spec.rate,), programs=spec.programs, seed=spec.seed, sim=setup,
                          engines=spec.engines)
     outcomes: list[ProgramOutcome] = []
     started = time.monotonic()
+    engines = RecordingSimEngines(setup, spec.engines)
     row = run_on_virtual_time(run_point, config, workload, spec.variant.key, spec.rate,
-                              SimEngines(setup, spec.engines), outcomes.append)
+                              engines, outcomes.append)
     stats = _LAST_SCHEDULER[0].stats()
     return {
         "group": spec.group,
@@ -229,8 +262,38 @@ def run_one(spec: PointSpec) -> dict[str, Any]:
             "engine_hit_rates": [e.prefix_cache_hit_rate for e in stats.engines],
             "dead_engines": list(stats.dead_engines),
         },
-        "by_kind": _by_kind(outcomes),
+        # Most requests each engine ever ran at once: below the cap, nothing waited in
+        # taskloom's queue, and the policies cannot differ.
+        "engine_peak_running": [sim.peak_running for sim in engines.stats],
+        "steady": latency_stats(steady_window(outcomes)),
+        "by_kind": _by_kind(steady_window(outcomes)),
         "wall_s": time.monotonic() - started,
+    }
+
+
+WARMUP_FRACTION = 0.1
+"""Share of a point's programs, by arrival order, left out of its latency figures at
+each end: the first ones find an empty engine, the last ones one that drains with no
+arrivals behind them. The middle is the steady state the arrival rate stands for. Every
+program still runs, and `max_latency_s` of the whole row (no program starves) covers
+them all."""
+
+
+def steady_window(outcomes: Iterable[ProgramOutcome]) -> list[ProgramOutcome]:
+    ordered = sorted(outcomes, key=lambda outcome: outcome.arrival_s)
+    skip = int(len(ordered) * WARMUP_FRACTION)
+    return ordered[skip:len(ordered) - skip] if len(ordered) > 2 * skip else ordered
+
+
+def latency_stats(outcomes: Sequence[ProgramOutcome]) -> dict[str, float | int | None]:
+    latencies = sorted(o.latency_s for o in outcomes if o.succeeded)
+    return {
+        "programs": len(latencies),
+        "mean_latency_s": sum(latencies) / len(latencies) if latencies else None,
+        "p50_latency_s": percentile(latencies, 50),
+        "p95_latency_s": percentile(latencies, 95),
+        "p99_latency_s": percentile(latencies, 99),
+        "max_latency_s": latencies[-1] if latencies else None,
     }
 
 
@@ -285,8 +348,10 @@ def _print_record(record: dict[str, Any]) -> None:
     row, sched = record["row"], record["scheduler"]
     print(
         f"[{record['group']}] {row['workload']:11} {record['label']:12} rate={row['rate']:<5g} "
-        f"mean={_fmt(row['mean_latency_s'])} p95={_fmt(row['p95_latency_s'])} "
-        f"p99={_fmt(row['p99_latency_s'])} max={_fmt(row['max_latency_s'])} "
+        f"steady mean={_fmt(_steady(record, 'mean_latency_s'))} "
+        f"p95={_fmt(_steady(record, 'p95_latency_s'))} "
+        f"p99={_fmt(_steady(record, 'p99_latency_s'))} max(all)={_fmt(row['max_latency_s'])} "
+        f"tok/s={row['throughput_tokens_per_s']:.0f} engine-preempt={row['preemptions']} "
         f"failed={row['failed_programs']} preempt={sched['preemptions']} "
         f"hit={sched['prefix_cache_hit_rate']:.2f} wall={record['wall_s']:.0f}s",
         flush=True,
@@ -328,6 +393,38 @@ def throughput_at_equal_latency(
     return rows
 
 
+TARGET_FACTOR = 2.0
+TARGET_RULE = (f"target mean latency = {TARGET_FACTOR:g} x the fcfs steady-state mean at "
+               "the lowest measured rate (light load); each policy's rate at that latency "
+               "is interpolated on its own curve")
+BASELINES = ("fcfs", "mlfq", "plas-rr", "atlas-rr")
+COMPARED = ("atlas", "plas", "sjf-oracle", "mlfq")
+
+
+def at_target(curves: dict[str, list[tuple[float, float]]]) -> dict[str, Any] | None:
+    """The headline: every policy's rate at the target latency of `TARGET_RULE`, and
+    its ratio to each baseline's."""
+    if "fcfs" not in curves:
+        return None
+    target = TARGET_FACTOR * min(curves["fcfs"])[1]
+    rates = {}
+    for label, curve in curves.items():
+        rate, exact = rate_at_latency(curve, target)
+        rates[label] = {"rate": rate, "lower_bound": not exact}
+    ratios = {
+        f"{policy}/{baseline}": {
+            "ratio": rates[policy]["rate"] / rates[baseline]["rate"]
+            if rates[baseline]["rate"] else math.nan,
+            "lower_bound": rates[policy]["lower_bound"],
+            "upper_bound": rates[baseline]["lower_bound"],
+        }
+        for baseline in BASELINES if baseline in rates
+        for policy in rates if policy != baseline
+    }
+    return {"rule": TARGET_RULE, "target_mean_latency_s": target, "rates": rates,
+            "ratios": ratios}
+
+
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for group in sorted({r["group"] for r in records}):
@@ -338,30 +435,52 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def _steady(point: dict[str, Any], key: str) -> Any:
+    """A steady-window figure; rows from before the window existed fall back to all
+    programs."""
+    steady = point.get("steady")
+    return steady[key] if steady is not None else point["row"][key]
+
+
 def _summarize_workload(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     curves: dict[str, list[tuple[float, float]]] = {}
     for point in points:
-        latency = point["row"]["mean_latency_s"]
+        latency = _steady(point, "mean_latency_s")
         if latency is not None:
             curves.setdefault(point["label"], []).append((point["row"]["rate"], latency))
     table = {
         point["label"] + f"@{point['row']['rate']:g}": {
+            key: _steady(point, key)
+            for key in ("mean_latency_s", "p50_latency_s", "p95_latency_s", "p99_latency_s")
+        } | {
             key: point["row"][key]
-            for key in ("mean_latency_s", "p95_latency_s", "p99_latency_s", "max_latency_s",
-                        "throughput_programs_per_s", "failed_programs")
-        } | {"preemptions": point["scheduler"]["preemptions"],
+            for key in ("max_latency_s", "throughput_tokens_per_s", "failed_programs",
+                        "programs", "preemptions")
+        } | {"scheduler_preemptions": point["scheduler"]["preemptions"],
+             "promotions": point["scheduler"]["promotions"],
              "prefix_cache_hit_rate": point["scheduler"]["prefix_cache_hit_rate"],
              "by_kind": point["by_kind"]}
         for point in sorted(points, key=lambda p: (p["label"], p["row"]["rate"]))
     }
     ratios = {
         f"{policy}/{baseline}": throughput_at_equal_latency(curves, baseline, policy)
-        for baseline in ("fcfs", "mlfq", "plas-rr", "atlas-rr")
-        if baseline in curves
+        for baseline in BASELINES
+        if baseline in curves and points[0]["group"] != "sweep"
         for policy in curves
-        if policy != baseline and policy in ("atlas", "plas", "sjf-oracle", "mlfq")
+        if policy != baseline and policy in COMPARED
     }
-    return {"points": table, "throughput_at_equal_mean_latency": ratios}
+    worst = {
+        label: max(p["row"]["max_latency_s"] or 0.0 for p in points if p["label"] == label)
+        for label in curves
+    }
+    # A sweep measures every variant at one rate: there is no curve to read a rate from.
+    headline = at_target(curves) if points[0]["group"] != "sweep" else None
+    return {"at_target": headline, "throughput_at_equal_mean_latency": ratios,
+            "max_latency_any_rate_s": worst, "points": table}
+
+
+_PANELS = (("mean_latency_s", "mean", True), ("p95_latency_s", "p95", True),
+           ("p99_latency_s", "p99", True), ("max_latency_s", "max (every program)", False))
 
 
 def plot(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
@@ -371,34 +490,65 @@ def plot(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    for group in sorted({r["group"] for r in records}):
+    summary = summarize(records)
+    for group in sorted({r["group"] for r in records} - {"sweep"}):
         mine = [r for r in records if r["group"] == group]
         for workload in sorted({r["row"]["workload"] for r in mine}):
             points = [r for r in mine if r["row"]["workload"] == workload]
-            figure, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharex=True)
+            figure, axes = plt.subplots(1, len(_PANELS), figsize=(20, 4.6), sharex=True)
             for label in dict.fromkeys(p["label"] for p in points):
-                line = sorted((p["row"] for p in points if p["label"] == label),
-                              key=lambda row: row["rate"])
-                rates = [row["rate"] for row in line]
-                for axis, key in zip(axes, ("mean_latency_s", "p95_latency_s",
-                                            "max_latency_s"), strict=True):
-                    values = [math.nan if row[key] is None else row[key] for row in line]
-                    axis.plot(rates, values, marker="o", label=label)
-            for axis, title in zip(axes, ("mean", "p95", "max"), strict=True):
-                axis.set_title(f"{title} program latency")
+                line = sorted((p for p in points if p["label"] == label),
+                              key=lambda p: p["row"]["rate"])
+                rates = [p["row"]["rate"] for p in line]
+                for axis, (key, _, steady) in zip(axes, _PANELS, strict=True):
+                    values = [_steady(p, key) if steady else p["row"][key] for p in line]
+                    axis.plot(rates, [math.nan if v is None else v for v in values],
+                              marker="o", label=label)
+            target = (summary[f"{group}/{workload}"]["at_target"] or {}).get(
+                "target_mean_latency_s")
+            if target is not None:
+                axes[0].axhline(target, color="grey", linestyle="--", linewidth=1,
+                                label=f"target {target:.0f} s")
+            for axis, (_, title, steady) in zip(axes, _PANELS, strict=True):
+                window = "steady window" if steady else "all programs"
+                axis.set_title(f"{title} program latency ({window})")
                 axis.set_xlabel("arrival rate (programs/s)")
                 axis.set_ylabel("seconds")
-                axis.grid(alpha=0.3)
-                axis.legend()
+                axis.set_yscale("log")
+                axis.grid(alpha=0.3, which="both")
+                axis.legend(fontsize=8)
             engines = points[0]["row"]["engines"]
             figure.suptitle(f"{workload}: simulated H100 (Llama 3 8B) x {engines}, "
                             f"{points[0]['row']['programs']} programs per point")
             figure.tight_layout()
             path = out / f"latency_{group}_{workload}.png"
-            figure.savefig(path, dpi=110)
+            figure.savefig(path, dpi=100)
             plt.close(figure)
             paths.append(path)
     return paths
+
+
+def sweep_table(records: Sequence[dict[str, Any]]) -> str:
+    """The sweep as a Markdown table, best mean first per (workload, rate)."""
+    lines = []
+    sweep = [r for r in records if r["group"] == "sweep"]
+    for key in sorted({(r["row"]["workload"], r["row"]["rate"]) for r in sweep}):
+        points = sorted((r for r in sweep if (r["row"]["workload"], r["row"]["rate"]) == key),
+                        key=lambda r: _steady(r, "mean_latency_s") or math.inf)
+        lines += [f"### {key[0]} at {key[1]:g} programs/s, {points[0]['row']['programs']} "
+                  "programs (steady window)", "",
+                  "| variant | mean s | p95 s | p99 s | max s (all) | tokens/s | "
+                  "taskloom preemptions | engine preemptions | promotions |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in points:
+            lines.append(
+                f"| {r['label']} | {_steady(r, 'mean_latency_s'):.1f} | "
+                f"{_steady(r, 'p95_latency_s'):.1f} | {_steady(r, 'p99_latency_s'):.1f} | "
+                f"{r['row']['max_latency_s']:.1f} | {r['row']['throughput_tokens_per_s']:.0f} | "
+                f"{r['scheduler']['preemptions']} | {r['row']['preemptions']} | "
+                f"{r['scheduler']['promotions']} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def write_report(out: Path) -> dict[str, Any]:
@@ -407,6 +557,9 @@ def write_report(out: Path) -> dict[str, Any]:
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     for path in plot(records, out):
         print(f"wrote {path}")
+    if any(r["group"] == "sweep" for r in records):
+        (out / "sweep.md").write_text(sweep_table(records))
+        print(f"wrote {out / 'sweep.md'}")
     print(f"wrote {out / 'summary.json'}")
     return summary
 
@@ -419,8 +572,9 @@ def policy_specs(args: argparse.Namespace) -> list[PointSpec]:
     for workload in args.workloads:
         programs = args.programs or DEFAULT_PROGRAMS[workload]
         rates = args.rates or DEFAULT_RATES[workload]
-        for name in args.policies:
-            for rate in rates:
+        # Rate by rate, so that a run cut short still has the policies side by side.
+        for rate in rates:
+            for name in args.policies:
                 specs.append(PointSpec(workload, programs, rate, standard_variant(name),
                                        seed=args.seed))
     return specs
@@ -433,8 +587,8 @@ def balance_specs(args: argparse.Namespace) -> list[PointSpec]:
     for workload in args.workloads:
         programs = args.programs or args.engines * DEFAULT_PROGRAMS[workload]
         rates = args.rates or tuple(args.engines * r for r in DEFAULT_RATES[workload])
-        for name in args.policies:
-            for rate in rates:
+        for rate in rates:
+            for name in args.policies:
                 specs.append(PointSpec(workload, programs, rate, standard_variant(name),
                                        engines=args.engines, seed=args.seed, group="balance"))
     return specs
@@ -447,7 +601,7 @@ SWEEP_BOUNDARIES: tuple[tuple[float, ...], ...] = (
     (2.0, 4.0, 8.0, 16.0, 32.0),
 )
 SWEEP_BETAS = (2.0, 8.0, 32.0, math.inf)
-SWEEP_CAPS = (32, 64, 128, 256)
+SWEEP_CAPS = (64, 128, 256, 512, 1024)
 SWEEP_FACTORS = ("caps", "levels", "beta")
 
 
@@ -469,7 +623,9 @@ def sweep_specs(args: argparse.Namespace) -> list[PointSpec]:
     if "beta" in args.factors:
         variants += [Variant(f"{policy} cap={cap} beta={beta:g}", policy, max_in_flight=cap,
                              beta=beta) for beta in SWEEP_BETAS]
-    unique = list({variant.key: variant for variant in variants}.values())
+    # The first label of each setting: the default levels or beta, named again by the
+    # other factors, are the same point.
+    unique = list({v.setting: v for v in reversed(variants)}.values())[::-1]
     return [
         PointSpec(workload, programs, rate, variant, group="sweep", seed=args.seed)
         for rate in args.rates or (DEFAULT_RATES[workload][-1],)
@@ -523,6 +679,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for r in rows
             )
             print(f"{name:22} {pair:22} {cells}")
+        target = workload["at_target"]
+        if target is not None:
+            cells = ", ".join(
+                f"{pair} {r['ratio']:.2f}{'+' if r['lower_bound'] else ''}"
+                f"{'-' if r['upper_bound'] else ''}x"
+                for pair, r in target["ratios"].items() if pair.endswith(("/fcfs", "/mlfq"))
+                or "-rr" in pair
+            )
+            print(f"{name:22} at {target['target_mean_latency_s']:.1f} s: {cells}")
     return 0
 
 

@@ -69,9 +69,22 @@ MIXTURE: list[Band] = [
 MEDIAN_TOKENS = 400
 
 
-def synthetic_queries(count: int = 1000, seed: int = 11) -> list[RecordedQuery]:
+@dataclass(frozen=True)
+class SyntheticQuestion:
+    """A synthetic question: the answer distribution its samples are drawn from, and
+    the samples drawn. The distribution is what an oracle knows about the question."""
+
+    distribution: tuple[tuple[str, float], ...]  # (answer, probability)
+    recorded: RecordedQuery
+
+
+def synthetic_questions(count: int = 1000, seed: int = 11) -> list[SyntheticQuestion]:
     rng = random.Random(seed)
-    return [_synthetic_query(rng, _pick_band(rng)) for _ in range(count)]
+    return [_synthetic_question(rng, _pick_band(rng)) for _ in range(count)]
+
+
+def synthetic_queries(count: int = 1000, seed: int = 11) -> list[RecordedQuery]:
+    return [question.recorded for question in synthetic_questions(count, seed)]
 
 
 def _pick_band(rng: random.Random) -> Band:
@@ -83,7 +96,7 @@ def _pick_band(rng: random.Random) -> Band:
     return MIXTURE[-1]
 
 
-def _synthetic_query(rng: random.Random, band: Band) -> RecordedQuery:
+def _synthetic_question(rng: random.Random, band: Band) -> SyntheticQuestion:
     _, _, top_range, top_right, others_range = band
     top = rng.uniform(*top_range)
     others = rng.randint(*others_range)
@@ -96,7 +109,8 @@ def _synthetic_query(rng: random.Random, band: Band) -> RecordedQuery:
     answers = tuple(rng.choices(names, probabilities, k=SAMPLES))
     lengths = tuple(max(8, round(rng.lognormvariate(math.log(MEDIAN_TOKENS), 0.4)))
                     for _ in range(SAMPLES))
-    return RecordedQuery(answers, lengths, correct)
+    return SyntheticQuestion(tuple(zip(names, probabilities, strict=True)),
+                             RecordedQuery(answers, lengths, correct))
 
 
 def _wrong_or_absent(rng: random.Random, names: Sequence[str]) -> str:

@@ -31,6 +31,8 @@ class LiveProgress:
 
     def __init__(self, program: Program, console: Console, *, enabled: bool = True) -> None:
         self._states: dict[str, NodeEvent | None] = dict.fromkeys(program.nodes)
+        # The tasks a `plan` node runs appear while it runs; each shows under its node.
+        self._tasks_of: dict[str, list[str]] = {}
         self._console = console
         self._enabled = enabled
         self._message = ""
@@ -54,16 +56,33 @@ class LiveProgress:
         self._since = time.monotonic()
 
     def update(self, event: NodeEvent) -> None:
+        if event.node_id not in self._states and event.parent is not None:
+            self._tasks_of.setdefault(event.parent, []).append(event.node_id)
         self._states[event.node_id] = event
+
+    def rows(self) -> list[tuple[str, NodeStatus, str]]:
+        """(name, status, tokens) per line: each node, then the tasks it runs, indented."""
+        shown: list[tuple[str, NodeStatus, str]] = []
+        for node_id, event in self._states.items():
+            if event is not None and event.parent is not None:
+                continue  # shown under its node
+            shown.append(_row(node_id, event))
+            for task_id in self._tasks_of.get(node_id, ()):
+                shown.append(_row(task_id, self._states[task_id], indent="  "))
+        return shown
 
     def _render(self) -> Group:
         table = Table(box=None, pad_edge=False, show_header=False)
-        for node_id, event in self._states.items():
-            status = event.status if event else NodeStatus.PENDING
-            tokens = f"{event.generated_tokens} tok" if event and event.generated_tokens else ""
-            table.add_row(node_id, Text(status.value, style=_STYLE[status]), tokens)
+        for name, status, tokens in self.rows():
+            table.add_row(name, Text(status.value, style=_STYLE[status]), tokens)
         elapsed = time.monotonic() - self._since
         return Group(Text(f"{self._message} ({elapsed:.0f}s)", style="bold"), table)
+
+
+def _row(node_id: str, event: NodeEvent | None, indent: str = "") -> tuple[str, NodeStatus, str]:
+    status = event.status if event else NodeStatus.PENDING
+    tokens = f"{event.generated_tokens} tok" if event and event.generated_tokens else ""
+    return indent + node_id, status, tokens
 
 
 def print_run_result(result: RunResult, console: Console) -> None:

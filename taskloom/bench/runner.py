@@ -57,11 +57,14 @@ class BenchUsageError(TaskloomError):
 
 @dataclass(frozen=True)
 class SimSetup:
-    """The simulated engine: its limits, its step cost, and how long answers are."""
+    """The simulated engine: its limits, its step cost, how long answers are, and how it
+    streams (`SimBackend`'s `stream_interval` and `fast_forward`)."""
 
     engine: SimEngineConfig = H100_LLAMA3_8B_ENGINE
     cost: StepCostModel = H100_LLAMA3_8B
     output_tokens: OutputLength = max_tokens_output
+    stream_interval: int = 1
+    fast_forward: bool = True
 
 
 @dataclass(frozen=True)
@@ -280,7 +283,9 @@ class SimEngines:
             engines = [
                 await stack.enter_async_context(
                     SimBackend(self.setup.engine, self.setup.cost,
-                               output_tokens=self.setup.output_tokens)
+                               output_tokens=self.setup.output_tokens,
+                               stream_interval=self.setup.stream_interval,
+                               fast_forward=self.setup.fast_forward)
                 )
                 for _ in range(self.count)
             ]

@@ -10,6 +10,9 @@ from taskloom.orchestrator.result import NodeStatus
 
 @dataclass(frozen=True)
 class NodeEvent:
+    """A node changed state. The tasks a `plan` node runs are nodes too (`solve/plan1/2`):
+    their events name that node as `parent`, and go pending, running, then finished."""
+
     run_id: str
     node_id: str
     status: NodeStatus
@@ -17,6 +20,7 @@ class NodeEvent:
     attempt: int = 1
     generated_tokens: int = 0
     error: str | None = None
+    parent: str | None = None
 
 
 EventSink = Callable[[NodeEvent], None]

@@ -9,6 +9,7 @@ failed or cancelled run keeps every output already computed.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Mapping
@@ -180,8 +181,22 @@ class Executor:
             if self._waiting_on[dependent] == 0:
                 group.start_soon(self._run_node, group, dependent)
 
-    def _record_subtask(self, result: NodeResult) -> None:
+    def _record_subtask(self, parent: str, result: NodeResult) -> None:
+        """A task of `parent`'s plan changed state: keep it for the result, tell listeners."""
         self._subtasks[result.node_id] = result
+        if self.on_event is ignore_events:
+            return
+        self.on_event(
+            NodeEvent(
+                run_id=self.run_id,
+                node_id=result.node_id,
+                status=result.status,
+                at_s=self._now(),
+                attempt=result.attempts,
+                error=result.error,
+                parent=parent,
+            )
+        )
 
     def _blocks(self, dependency: str) -> bool:
         upstream = self._records[dependency]
@@ -224,7 +239,7 @@ class Executor:
                 defaults=self.program.defaults,
                 parent_call_ids=parents,
                 attempt=record.attempts,
-                report_subtask=self._record_subtask,
+                report_subtask=functools.partial(self._record_subtask, node_id),
                 clock=self._now,
             )
             try:

@@ -108,7 +108,8 @@ class Observation:
     """What running one task gave: its typed result, or why it failed or did not run.
 
     Times are seconds since the run started; `started_s` is when every input existed and
-    the call began, `ended_s` when it returned.
+    the call began, `ended_s` when it returned. `cancelled` marks a task stopped from
+    outside (its run or its plan was cancelled) rather than one that failed.
     """
 
     task: Task
@@ -117,6 +118,7 @@ class Observation:
     arrived_s: float | None = None
     started_s: float | None = None
     ended_s: float | None = None
+    cancelled: bool = False
 
     @property
     def ok(self) -> bool:

@@ -5,6 +5,9 @@ tasks it references and starts the moment the last of them is set; nothing polls
 task's references must name tasks that arrived before it, so every wait ends: a
 reference to a task that has not arrived (itself, a later one, a missing number) fails
 the task at once instead of waiting for a result that may never come.
+
+Whoever shows progress hears of each task three times: when it arrives, when its call
+starts, and when it ends (with its observation; a cancelled task still ends).
 """
 
 from __future__ import annotations
@@ -21,11 +24,17 @@ from taskloom.planners.values import resolve_args
 from taskloom.tools.registry import Tool
 
 ObservationSink = Callable[[Observation], None]
+TaskSink = Callable[[Task, float], None]
+"""Told of a task and a time: when it arrived, or when its call started."""
 Clock = Callable[[], float]
 
 
 def _ignore(observation: Observation) -> None:
     """The default sink."""
+
+
+def _ignore_task(task: Task, at_s: float) -> None:
+    """The default task sink."""
 
 
 class TaskFetchingUnit:
@@ -38,10 +47,15 @@ class TaskFetchingUnit:
         *,
         clock: Clock = anyio.current_time,
         on_observation: ObservationSink = _ignore,
+        on_arrival: TaskSink = _ignore_task,
+        on_start: TaskSink = _ignore_task,
     ) -> None:
         self._tools = {tool.name: tool for tool in tools}
         self._clock = clock
         self._on_observation = on_observation
+        self._on_arrival = on_arrival
+        self._on_start = on_start
+        self._started: dict[int, float] = {}
         self._finished: dict[int, anyio.Event] = {}
         self._results: dict[int, Observation] = {}
         self.tasks: list[Task] = []
@@ -77,6 +91,7 @@ class TaskFetchingUnit:
 
     def _admit(self, group: TaskGroup, task: Task) -> None:
         arrived = self._clock()
+        self._on_arrival(task, arrived)
         if task.index in self._finished:
             error = f"task number {task.index} is used twice"
             self._record(Observation(task, error=error, arrived_s=arrived))
@@ -93,6 +108,19 @@ class TaskFetchingUnit:
             observation = await self._observe(task, arrived, unknown)
             self._results[task.index] = observation
             self._record(observation)
+        except anyio.get_cancelled_exc_class():
+            # Ends the task for whoever shows it, so nothing is left "running" forever.
+            self._record(
+                Observation(
+                    task,
+                    error="cancelled",
+                    arrived_s=arrived,
+                    started_s=self._started.get(task.index),
+                    ended_s=self._clock(),
+                    cancelled=True,
+                )
+            )
+            raise
         finally:
             finished.set()  # even when cancelled: no dependent may wait forever
 
@@ -113,7 +141,8 @@ class TaskFetchingUnit:
         return await self._call(task, arrived)
 
     async def _call(self, task: Task, arrived: float) -> Observation:
-        started = self._clock()
+        started = self._started[task.index] = self._clock()
+        self._on_start(task, started)
         value: Any = None
         error: str | None = None
         try:

@@ -17,7 +17,6 @@ from contextlib import aclosing
 from typing import Any
 
 from taskloom.planners.base import History, PlanError, PlanOutcome, Round, Task
-from taskloom.planners.fetching import TaskFetchingUnit
 from taskloom.planners.joiner import (
     Decision,
     Finish,
@@ -30,7 +29,7 @@ from taskloom.planners.llm_calls import PlanLLM
 from taskloom.planners.parser import JsonPlanParser, PlanParser, TextPlanParser
 from taskloom.planners.plan_format import MAX_PLAN_TASKS, plan_json_schema
 from taskloom.planners.prompts import planner_messages
-from taskloom.planners.subtasks import subtask_reporter
+from taskloom.planners.subtasks import reporting_unit
 from taskloom.tools.registry import Tool
 
 
@@ -132,9 +131,7 @@ class _CompilerRun:
         self, question: str, tools: Sequence[Tool], number: int, *, allow_replan: bool
     ) -> Decision:
         label = f"plan{number}"
-        fetcher = TaskFetchingUnit(
-            tools, clock=self.llm.env.clock, on_observation=subtask_reporter(self.llm.env, label)
-        )
+        fetcher = reporting_unit(tools, self.llm.env, label)
         observations = await fetcher.run(self.planner.plan(question, tools, self.history))
         self.history = self.history.with_round(Round(tuple(fetcher.tasks), observations))
         return await _decide(self.joiner, question, self.history, allow_replan, f"join{number}")

@@ -24,7 +24,6 @@ from taskloom.planners.base import (
     Task,
     iter_refs,
 )
-from taskloom.planners.fetching import TaskFetchingUnit
 from taskloom.planners.joiner import shape_answer
 from taskloom.planners.llm_calls import PlanLLM
 from taskloom.planners.parser import ArgumentSyntaxError, parse_arguments
@@ -35,7 +34,7 @@ from taskloom.planners.plan_format import (
     with_definitions,
 )
 from taskloom.planners.prompts import react_messages
-from taskloom.planners.subtasks import subtask_reporter
+from taskloom.planners.subtasks import reporting_unit
 from taskloom.program.load import did_you_mean
 from taskloom.tools.registry import Tool
 
@@ -211,9 +210,7 @@ async def solve_react(
             task = await _next_task(planner, question, tools, history)
             if task.is_finish and task.error is None:
                 return PlanOutcome(shape_answer(task.args.get("answer"), output_schema), history)
-            fetcher = TaskFetchingUnit(
-                tools, clock=llm.env.clock, on_observation=subtask_reporter(llm.env, f"step{step}")
-            )
+            fetcher = reporting_unit(tools, llm.env, f"step{step}")
             observation = await fetcher.run_one(task)
             history = history.with_round(Round((task,), (observation,)))
         raise PlanError(f"ReAct took max_steps ({max_steps}) steps without a final answer")

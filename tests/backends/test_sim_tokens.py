@@ -5,7 +5,7 @@ from __future__ import annotations
 from taskloom.backends.base import GenerateRequest, Message
 from taskloom.backends.sim import FILLER_TEXT, approx_tokens, request_tokens
 from taskloom.backends.sim.kv_cache import KVCache
-from taskloom.backends.sim.tokens import FILLER_TOKEN_ID
+from taskloom.backends.sim.tokens import FILLER_TOKEN_ID, count_tokens
 
 
 def test_words_split_into_four_character_pieces() -> None:
@@ -48,3 +48,21 @@ def test_kv_blocks_are_reference_counted_and_reused_from_the_cache() -> None:
     assert not cache.can_allocate(3, reusing=[blocks[0]])
     cache.allocate(3)
     assert cache.lookup_prefix([b"h0"]) == []  # evicted when handed out again
+
+
+def test_pieces_are_each_words_four_character_cuts_and_counting_agrees() -> None:
+    text = "naïve\tcafé  résumé\nsupercalifragilistic a\u00a0bb  ccc,dddd eeeee\u3000x"
+    by_words = [
+        word[i : i + 4] for word in text.split() for i in range(0, len(word), 4)
+    ]
+    assert approx_tokens(text) == [approx_tokens(piece)[0] for piece in by_words]
+    assert count_tokens(text) == len(by_words) == len(approx_tokens(text))
+
+
+def test_a_repeated_chat_history_gives_the_same_tokens_as_a_fresh_one() -> None:
+    history = (Message("system", "be brief " * 50), Message("user", "and precise " * 30))
+    first = request_tokens(GenerateRequest("1", messages=history))
+    again = request_tokens(GenerateRequest("2", messages=history))  # from the cache
+    assert again == first and again is not first
+    again.append(0)  # the caller's list is its own
+    assert request_tokens(GenerateRequest("3", messages=history)) == first

@@ -215,6 +215,35 @@ async def test_bad_plans_reach_the_joiner_as_observations() -> None:
 
 
 @pytest.mark.anyio
+async def test_arguments_of_the_wrong_type_fail_the_task_with_the_reason() -> None:
+    plan = (
+        "1. lookup(name=5)\n"  # a number where the tool takes text
+        '2. lookup(name="Oslo")\n'
+        "3. calculator(expression=$2)\n"  # $2 stays a record, not text: no silent str()
+        '4. calculator(expression="$2.population * 2")\n'
+        "5. join()\n"
+    )
+    backend = ScriptedBackend(respond=scripted([plan], ["Action: Finish(1418000)"]))
+    with anyio.fail_after(10):
+        result = await Runtime(backend, tools=_tools()).run(loads(SPEC))
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    tasks = {n: result.nodes[f"answer/plan1/{n}"] for n in (1, 2, 3, 4)}
+    assert [tasks[n].status for n in (1, 2, 3, 4)] == [
+        NodeStatus.FAILED,
+        NodeStatus.SUCCEEDED,
+        NodeStatus.FAILED,
+        NodeStatus.SUCCEEDED,
+    ]
+    for number in (1, 3):
+        error = tasks[number].error or ""
+        assert "invalid arguments" in error and "valid string" in error, error
+        assert tasks[number].attempts == 1  # it reached the tool, which refused the call
+    assert tasks[4].output == 1_418_000
+    joiner_prompt = _user(backend.seen[-1])
+    assert joiner_prompt.count("invalid arguments") == 2  # the joiner can act on both
+
+
+@pytest.mark.anyio
 async def test_json_plans_use_an_enum_of_the_tools_and_stream_too() -> None:
     plan = json.dumps(
         {

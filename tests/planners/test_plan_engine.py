@@ -1,8 +1,8 @@
 """The `plan` spec end to end on the embedded engine (SmolLM2-135M, JSON plans).
 
 The model is too small to plan correctly, so this checks structure: the spec runs to an
-answer of the declared type, the plan's tasks appear as nodes with their own timings,
-and the planner and joiner calls were counted.
+answer of the declared type, the plan's tasks appear as nodes with their own timings
+(in the result and as live events), and the planner and joiner calls were counted.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from taskloom.backends.vllm_engine import VLLMBackend
+from taskloom.orchestrator.events import NodeEvent
 from taskloom.orchestrator.result import NodeStatus, RunStatus
 from taskloom.program.load import load
 from taskloom.runtime import Runtime
@@ -27,7 +28,8 @@ def anyio_backend() -> str:
 @pytest.mark.anyio
 @pytest.mark.engine
 async def test_the_plan_spec_runs_on_the_embedded_engine(engine: VLLMBackend) -> None:
-    result = await Runtime(engine).run(load(SPEC))
+    events: list[NodeEvent] = []
+    result = await Runtime(engine).run(load(SPEC), on_event=events.append)
     assert result.status is RunStatus.SUCCEEDED, result.error
     assert isinstance(result.outputs["answer"], int | float)
     node = result.nodes["solve"]
@@ -44,3 +46,7 @@ async def test_the_plan_spec_runs_on_the_embedded_engine(engine: VLLMBackend) ->
         assert node.started_s <= task.started_s <= task.ended_s <= node.ended_s
         if task.status is NodeStatus.FAILED:
             assert task.error  # a failed task says why, for the joiner
+        # Shown live too: announced when written, last event the way it ended.
+        seen = [e for e in events if e.node_id == task.node_id]
+        assert seen[0].status is NodeStatus.PENDING and seen[-1].status is task.status
+        assert {e.parent for e in seen} == {"solve"}

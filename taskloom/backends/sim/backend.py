@@ -14,11 +14,27 @@ the requests that arrived since the last step by (arrival time, program, thread,
 Requests arriving or aborted at the instant a step ends therefore always count the same
 way. On asyncio (real time) the loop only yields once; there is no determinism to keep.
 
+Streaming: by default every token is a chunk. With `stream_interval=n` (vLLM's setting of
+that name) a request publishes its first token, then every n-th, and its last, each
+chunk carrying the text of the tokens since the one before. Where no consumer needs the
+tokens in between, that saves waking the consumer for each one, and it lets the loop
+fast-forward: when the next steps are certain to be decode-only steps of the same
+running set (no prompt chunk, no admission, no preemption, no finish, no chunk due before
+the last of them; see `SimEngine.decode_horizon`), it sleeps once, to the end of the last
+of them, instead of once per step. An arrival or abort wakes it early; it then applies the
+steps that ended before that instant, lets the step in flight run to its end, and goes on
+step by step: exactly what the step-by-step loop would have done, since arrivals join only
+at step boundaries and an abort lands inside the step it falls in. The numbers (times,
+tokens, counters) are the same as step by step, bit for bit, under a `MockClock`: a
+fast-forward only starts at time t for steps that end by 2t, where every clock jump lands
+exactly on its deadline.
+
 Only anyio is used, so the same code runs on asyncio (real time) and trio (virtual time).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import sys
 from collections.abc import AsyncGenerator, Callable
@@ -34,7 +50,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from taskloom.backends.base import Chunk, GenerateRequest
 from taskloom.backends.sim.config import SimEngineConfig
 from taskloom.backends.sim.cost import StepCostModel
-from taskloom.backends.sim.engine import SimEngine
+from taskloom.backends.sim.engine import SimEngine, StepPlan
 from taskloom.backends.sim.profiles import H100_LLAMA3_8B
 from taskloom.backends.sim.request import RequestStatus, SimRequest
 from taskloom.backends.sim.stats import SimStats
@@ -63,6 +79,7 @@ class _Call:
     finish_reason: str
     stream: MemoryObjectSendStream[_Item]
     sim_request: SimRequest | None = None
+    published_tokens: int = 0
 
 
 class SimBackend:
@@ -71,7 +88,10 @@ class SimBackend:
     Start it with `async with SimBackend(...) as backend:` or, inside a task group you
     own, `await backend.start(task_group)`; `close()` stops it. `output_tokens(request)`
     sets each answer's length (default: `sampling.max_tokens`), so a workload can replay
-    the output lengths of a trace.
+    the output lengths of a trace. `stream_interval` (default 1, a chunk per token) sets
+    how many tokens a chunk gathers (the first token and the last always come at once).
+    `fast_forward` (default on) lets the loop sleep over runs of decode-only steps
+    when the interval allows; it never changes a number, only the wall time.
     """
 
     name = "sim"
@@ -82,9 +102,15 @@ class SimBackend:
         cost: StepCostModel = H100_LLAMA3_8B,
         *,
         output_tokens: OutputLength = max_tokens_output,
+        stream_interval: int = 1,
+        fast_forward: bool = True,
     ) -> None:
+        if stream_interval < 1:
+            raise ValueError(f"stream_interval must be at least 1, got {stream_interval}")
         self.config = config if config is not None else SimEngineConfig()
         self.cost = cost
+        self.stream_interval = stream_interval
+        self.fast_forward = fast_forward
         self._engine = SimEngine(self.config, cost)
         self._output_tokens = output_tokens
         self._arrivals: list[_Call] = []
@@ -95,6 +121,9 @@ class SimBackend:
         self._closed = False
         self._settle_ties = False
         self._started_at: float | None = None
+        # Set while a fast-forward is under way: the engine state then lags behind the
+        # clock, so aborts wait here until it has caught up.
+        self._deferred_aborts: list[SimRequest] | None = None
 
     def capacity(self) -> int:
         return self.config.max_num_seqs
@@ -188,7 +217,12 @@ class SimBackend:
                 self._arrivals.remove(call)
             return
         self._in_engine.pop(call.sim_request.request_id, None)
-        self._engine.abort(call.sim_request)
+        active = call.sim_request.status in (RequestStatus.RUNNING, RequestStatus.WAITING)
+        if active and self._deferred_aborts is not None:
+            self._deferred_aborts.append(call.sim_request)
+            self._work_arrived.set()  # wake the loop from its fast-forward
+            return
+        self._engine.abort(call.sim_request)  # a no-op for a finished request
 
     async def _run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         try:
@@ -212,15 +246,87 @@ class SimBackend:
     async def _run_step(self) -> None:
         await self._settle()
         self._admit_arrivals()
+        seconds, ends = self._decode_run()
+        if len(seconds) > 1:
+            await self._fast_forward(seconds, ends)
+            return
         plan = self._engine.schedule()
         if plan.is_empty:
             return  # only after a request preempted itself; the next schedule progresses
         await anyio.sleep(plan.seconds)
         await self._settle()
+        self._complete(plan)
+
+    def _complete(self, plan: StepPlan) -> None:
+        interval = self.stream_interval
         for sim_request in self._engine.complete(plan):
             call = self._in_engine.get(sim_request.request_id)
-            if call is not None:
+            if call is None:
+                continue
+            # The test of `_publish`, inlined: most tokens of a coarse stream are not due.
+            due = sim_request.num_output_tokens - call.published_tokens >= interval
+            if due or not call.published_tokens or sim_request.status is RequestStatus.FINISHED:
                 self._publish(call)
+
+    def _decode_run(self) -> tuple[list[float], list[float]]:
+        """The times and end times of the decode-only steps ahead that may be slept over
+        in one go; none when fast-forwarding is off."""
+        if not self.fast_forward or self.stream_interval == 1:
+            return [], []
+        steps = self._engine.decode_horizon(sys.maxsize)
+        if steps > 1:
+            steps = min(steps, self._steps_to_next_chunk())
+        if steps < 2:
+            return [], []
+        seconds = self._engine.decode_step_seconds(steps)
+        # End times summed as the step-by-step loop's sleeps would sum them, up to twice
+        # the start time (see the module doc).
+        start = end = anyio.current_time()
+        ends: list[float] = []
+        for step_seconds in seconds:
+            end += step_seconds
+            if end > 2 * start:
+                break
+            ends.append(end)
+        return seconds[: len(ends)], ends
+
+    def _steps_to_next_chunk(self) -> int:
+        """Steps until some running request has a chunk due before it finishes."""
+        limit = sys.maxsize
+        for sim_request in self._engine.running:
+            call = self._in_engine.get(sim_request.request_id)
+            if call is not None:
+                due = call.published_tokens + self.stream_interval - sim_request.num_output_tokens
+                limit = min(limit, due)
+        return limit
+
+    async def _fast_forward(self, seconds: list[float], ends: list[float]) -> None:
+        """Run the decode-only steps timed `seconds` with one sleep, waking early (and
+        then stopping after the step in flight) if a request arrives or is aborted."""
+        aborts: list[SimRequest] = []
+        self._deferred_aborts = aborts
+        try:
+            self._work_arrived = anyio.Event()
+            with anyio.move_on_at(ends[-1]):
+                await self._work_arrived.wait()
+            await self._settle()
+            # Steps that ended before now are done; the one that ends at or after now was
+            # in flight when the arrival or abort came.
+            in_flight = bisect.bisect_left(ends, anyio.current_time())
+            self._engine.complete_decode_steps(seconds[:in_flight])
+            plan = self._engine.schedule()
+        finally:
+            self._deferred_aborts = None
+        if plan.seconds != seconds[in_flight]:
+            raise RuntimeError("a fast-forwarded step differs from the one the engine ran")
+        for sim_request in aborts:
+            self._engine.abort(sim_request)
+        if ends[in_flight] > anyio.current_time():
+            # A deadline, not a duration: the clock lands on the very sum computed above.
+            with anyio.move_on_at(ends[in_flight]):
+                await anyio.sleep_forever()
+            await self._settle()
+        self._complete(plan)
 
     async def _settle(self) -> None:
         """Let every task runnable at this instant act first (see the module doc)."""
@@ -236,9 +342,14 @@ class SimBackend:
             self._in_engine[call.sim_request.request_id] = call
 
     def _publish(self, call: _Call) -> None:
-        assert call.sim_request is not None
-        finished = call.sim_request.status is RequestStatus.FINISHED
-        chunk = _chunk(call.sim_request, call.finish_reason if finished else None)
+        sim_request = call.sim_request
+        assert sim_request is not None
+        finished = sim_request.status is RequestStatus.FINISHED
+        new_tokens = sim_request.num_output_tokens - call.published_tokens
+        if not finished and call.published_tokens and new_tokens < self.stream_interval:
+            return  # not due yet: the next chunk will carry this token's text
+        chunk = _chunk(sim_request, new_tokens, call.finish_reason if finished else None)
+        call.published_tokens = sim_request.num_output_tokens
         try:
             call.stream.send_nowait(chunk)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -262,9 +373,9 @@ def _running_on_trio() -> bool:
     return trio is not None and bool(trio.lowlevel.in_trio_task())
 
 
-def _chunk(sim_request: SimRequest, finish_reason: str | None) -> Chunk:
+def _chunk(sim_request: SimRequest, new_tokens: int, finish_reason: str | None) -> Chunk:
     return Chunk(
-        text=FILLER_TEXT,
+        text=FILLER_TEXT * new_tokens,
         prompt_tokens=sim_request.num_prompt_tokens,
         generated_tokens=sim_request.num_output_tokens,
         cached_prompt_tokens=sim_request.cached_prompt_tokens or 0,

@@ -16,6 +16,11 @@ from dataclasses import dataclass, field
 
 from taskloom.backends.sim.config import SimEngineConfig
 from taskloom.backends.sim.cost import StepBatch, StepCostModel
+from taskloom.backends.sim.decode_run import (
+    complete_decode_steps,
+    decode_horizon,
+    decode_step_seconds,
+)
 from taskloom.backends.sim.kv_cache import KVBlock, KVCache
 from taskloom.backends.sim.request import RequestStatus, SimRequest
 from taskloom.backends.sim.stats import SimStats, StatsTally
@@ -128,6 +133,23 @@ class SimEngine:
                 advanced.append(work.request)
         return advanced
 
+    def decode_horizon(self, limit: int) -> int:
+        """How many of the next steps are certain to be decode-only steps of the running
+        requests that admit, preempt and finish nothing before the last of them (which
+        may finish some); at most `limit`, 0 if the next step is not one."""
+        return decode_horizon(self.running, len(self.waiting), self.config, self.kv, limit)
+
+    def decode_step_seconds(self, steps: int) -> list[float]:
+        """The modelled time of each of the next `steps` steps, if they are decode-only
+        steps of the running requests (see `decode_horizon`)."""
+        return decode_step_seconds(self.running, self.cost, steps)
+
+    def complete_decode_steps(self, seconds: list[float]) -> None:
+        """Apply `len(seconds)` decode-only steps at once, exactly as scheduling and
+        completing them one by one would; `decode_horizon` must have promised more than
+        that many, so that none of them finishes a request."""
+        complete_decode_steps(self.running, seconds, self.config, self.kv, self._tally)
+
     def check_fits(self, num_prompt_tokens: int, output_tokens: int) -> None:
         """Raise `BackendError` for a request that could not run even alone."""
         # The last sampled token is never fed back, so it needs no KV slot.
@@ -154,12 +176,14 @@ class SimEngine:
         until they fit. False if `request` itself had to be preempted."""
         target = request.num_computed_tokens + num_tokens
         needed = self.kv.blocks_for(target) - len(request.blocks)
+        if needed <= 0:
+            return True  # most decode steps: the last block still has room
         while not self.kv.can_allocate(needed):
             victim = self._pick_victim()
             self._preempt(victim, draft)
             if victim is request:
                 return False
-        request.blocks.extend(self.kv.allocate(max(needed, 0)))
+        request.blocks.extend(self.kv.allocate(needed))
         return True
 
     def _pick_victim(self) -> SimRequest:
@@ -234,6 +258,8 @@ class SimEngine:
         if not self.config.enable_prefix_caching:
             return
         full = request.num_computed_tokens // self.config.block_size
+        if full == request.num_remembered_blocks:
+            return  # the common decode step: no block filled up
         hashes = request.block_hashes(full, self.config.block_size)
         for index in range(request.num_remembered_blocks, full):
             self.kv.remember(request.blocks[index], hashes[index])

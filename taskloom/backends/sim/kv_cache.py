@@ -9,6 +9,7 @@ again. That is vLLM's design, reduced to what the simulator needs to count.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from collections import OrderedDict
@@ -21,8 +22,20 @@ ROOT_HASH: BlockHash = b""
 
 def hash_block(parent: BlockHash, tokens: Sequence[int]) -> BlockHash:
     """The identity of a full block: its tokens and, through `parent`, all before them."""
-    payload = parent + struct.pack(f"<{len(tokens)}I", *tokens)
-    return hashlib.blake2b(payload, digest_size=16).digest()
+    return hash_packed_block(parent, pack_tokens(tokens))
+
+
+def pack_tokens(tokens: Sequence[int]) -> bytes:
+    """Token ids as the bytes `hash_packed_block` hashes (4 bytes each, little-endian)."""
+    return struct.pack(f"<{len(tokens)}I", *tokens)
+
+
+# Agent programs resend their history with every call, so most blocks hashed are blocks
+# hashed before: remembering recent results saves most of the hashing.
+@functools.lru_cache(maxsize=1 << 18)
+def hash_packed_block(parent: BlockHash, packed_tokens: bytes) -> BlockHash:
+    """`hash_block` of tokens already packed by `pack_tokens`."""
+    return hashlib.blake2b(parent + packed_tokens, digest_size=16).digest()
 
 
 @dataclass(eq=False)

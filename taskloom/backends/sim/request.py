@@ -5,7 +5,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from taskloom.backends.sim.kv_cache import ROOT_HASH, BlockHash, KVBlock, hash_block
+from taskloom.backends.sim.kv_cache import (
+    ROOT_HASH,
+    BlockHash,
+    KVBlock,
+    hash_packed_block,
+    pack_tokens,
+)
 from taskloom.backends.sim.tokens import FILLER_TOKEN_ID
 
 
@@ -62,10 +68,14 @@ class SimRequest:
 
     def block_hashes(self, count: int, block_size: int) -> list[BlockHash]:
         """Chain hashes of the first `count` full blocks (extended lazily, since tokens
-        only grow at the end)."""
+        only grow at the end). The list is the request's own: do not change it."""
         hashes = self._block_hashes
-        while len(hashes) < count:
-            start = len(hashes) * block_size
+        if len(hashes) < count:
+            # Pack the missing blocks' tokens in one go; each block is then a slice.
+            packed = pack_tokens(self.tokens[len(hashes) * block_size : count * block_size])
+            width = 4 * block_size
             parent = hashes[-1] if hashes else ROOT_HASH
-            hashes.append(hash_block(parent, self.tokens[start : start + block_size]))
-        return hashes[:count]
+            for start in range(0, len(packed), width):
+                parent = hash_packed_block(parent, packed[start : start + width])
+                hashes.append(parent)
+        return hashes if len(hashes) == count else hashes[:count]

@@ -19,12 +19,19 @@ CHARS_PER_TOKEN = 4
 FILLER_TEXT = "tok "
 """The text of every simulated output token."""
 
-_WORD = re.compile(r"\S+")
+# Greedy runs of at most four non-space characters: exactly the 4-character pieces of
+# each whitespace-separated word, found by the regex engine in one pass.
+_PIECE = re.compile(rf"\S{{1,{CHARS_PER_TOKEN}}}")
 
 
 def approx_tokens(text: str) -> list[int]:
     """Token ids of `text`: each word split into 4-character pieces, ids by hashing."""
-    return [_piece_id(piece) for word in _WORD.findall(text) for piece in _pieces(word)]
+    return list(map(_piece_id, _PIECE.findall(text)))
+
+
+def count_tokens(text: str) -> int:
+    """`len(approx_tokens(text))`, without computing the ids."""
+    return len(_PIECE.findall(text))
 
 
 def request_tokens(request: GenerateRequest) -> list[int]:
@@ -47,17 +54,20 @@ def _chat_tokens(messages: tuple[Message, ...]) -> list[int]:
     tokens: list[int] = []
     for message in messages:
         tokens.append(_role_header(message.role))
-        tokens.extend(approx_tokens(message.content))
+        tokens.extend(_message_tokens(message.content))
     tokens.append(_role_header("assistant"))
     return tokens
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _message_tokens(content: str) -> tuple[int, ...]:
+    # Agent programs send their history again with every call: a conversation of n
+    # turns would be tokenized n times over without this cache.
+    return tuple(approx_tokens(content))
+
+
 def _role_header(role: str) -> int:
     return _piece_id(f"<|{role}|>")
-
-
-def _pieces(word: str) -> list[str]:
-    return [word[i : i + CHARS_PER_TOKEN] for i in range(0, len(word), CHARS_PER_TOKEN)]
 
 
 @functools.lru_cache(maxsize=1 << 16)

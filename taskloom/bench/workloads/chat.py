@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from taskloom.backends.sim.tokens import approx_tokens
+from taskloom.backends.sim.tokens import count_tokens
 from taskloom.bench.workloads.base import (
     BenchProgram,
     Workload,
@@ -70,8 +70,8 @@ def _turns_that_fit(conversation: Conversation, options: WorkloadOptions) -> lis
     lengths: list[int] = []
     context = _HEADER_TOKENS  # the assistant header that ends every prompt
     for turn in conversation.turns:
-        answer = options.output_cap(len(approx_tokens(turn.assistant)))
-        context += _HEADER_TOKENS + len(approx_tokens(turn.user))
+        answer = options.output_cap(count_tokens(turn.assistant))
+        context += _HEADER_TOKENS + count_tokens(turn.user)
         if context + answer > options.max_context_tokens:
             break
         lengths.append(answer)

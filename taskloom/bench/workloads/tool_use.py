@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskloom.backends.sim.tokens import approx_tokens
+from taskloom.backends.sim.tokens import count_tokens
 from taskloom.bench.workloads.base import (
     BenchProgram,
     Workload,
@@ -160,7 +160,7 @@ class _ReactBuilder:
 
     def __post_init__(self) -> None:
         self.inputs["functions"] = self.system
-        self.context = 2 * _HEADER_TOKENS + len(approx_tokens(self.system))
+        self.context = 2 * _HEADER_TOKENS + count_tokens(self.system)
 
     def add_turn(self, question: str, steps: list[list[str]]) -> bool:
         """Add a user turn: its acting steps, then an answer. False once one does not fit."""
@@ -169,7 +169,7 @@ class _ReactBuilder:
             self._say_user(f"question_{turn}", question)
         for calls in steps:
             step, self.acts = f"act_{self.acts}", self.acts + 1
-            if not self._call_llm(step, len(approx_tokens(f"[{', '.join(calls)}]"))):
+            if not self._call_llm(step, count_tokens(f"[{', '.join(calls)}]")):
                 return False
             self._run_tools(step, calls)
         return self._call_llm(f"answer_{turn}", self.rng.randint(*_ANSWER_TOKENS))
@@ -188,7 +188,7 @@ class _ReactBuilder:
     def _say_user(self, input_name: str, text: str) -> None:
         self.inputs[input_name] = text
         self.history.append(ChatMessage(role="user", content=f"{{{{ inputs.{input_name} }}}}"))
-        self.context += _HEADER_TOKENS + len(approx_tokens(text))
+        self.context += _HEADER_TOKENS + count_tokens(text)
 
     def _call_llm(self, node_id: str, answer_tokens: int) -> bool:
         answer = self.options.output_cap(answer_tokens)
@@ -218,7 +218,7 @@ class _ReactBuilder:
                 },
             )
             results.append(f"{{{{ {node_id} }}}}")
-            self.context += result_tokens + len(approx_tokens(f"{function} returned:"))
+            self.context += result_tokens + count_tokens(f"{function} returned:")
         self.history.append(ChatMessage(role="user", content="\n".join(results)))
         self.context += _HEADER_TOKENS
 

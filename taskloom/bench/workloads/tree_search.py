@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from taskloom.backends.sim.tokens import approx_tokens
+from taskloom.backends.sim.tokens import count_tokens
 from taskloom.bench.workloads.base import (
     BenchProgram,
     Workload,
@@ -81,7 +81,7 @@ def tree_search_programs(
 
 
 def _fits_task(text: str) -> bool:
-    return 0 < len(approx_tokens(text)) <= MAX_TASK_TOKENS
+    return 0 < count_tokens(text) <= MAX_TASK_TOKENS
 
 
 def tree_search_program(
@@ -121,17 +121,17 @@ class _SearchBuilder:
     def __post_init__(self) -> None:
         # Tokens of the history so far: the system message; each request adds the user
         # message it asks with and the assistant header the answer follows.
-        self.context = _HEADER_TOKENS + len(approx_tokens(SYSTEM_PROMPT))
+        self.context = _HEADER_TOKENS + count_tokens(SYSTEM_PROMPT)
 
     def say_user(self, input_name: str, text: str) -> None:
         self.history.append(ChatMessage(role="user", content=f"{{{{ inputs.{input_name} }}}}"))
-        self.context += _HEADER_TOKENS + len(approx_tokens(text))
+        self.context += _HEADER_TOKENS + count_tokens(text)
 
     def add_step(self, child_tokens: int, score_tokens: int, answer_reserve: int) -> bool:
         """Expand, score and select; False (and nothing added) if it would not fit."""
         expand_prompt = self.context + _request_tokens(EXPAND_REQUEST)
         with_child = self.context + _HEADER_TOKENS + child_tokens
-        history_after = with_child + _HEADER_TOKENS + len(approx_tokens(EXPAND_REQUEST))
+        history_after = with_child + _HEADER_TOKENS + count_tokens(EXPAND_REQUEST)
         needed = max(
             expand_prompt + child_tokens,
             with_child + _request_tokens(SCORE_REQUEST) + score_tokens,
@@ -188,7 +188,7 @@ class _SearchBuilder:
 
 
 def _request_tokens(text: str) -> int:
-    return _HEADER_TOKENS + len(approx_tokens(text)) + _HEADER_TOKENS
+    return _HEADER_TOKENS + count_tokens(text) + _HEADER_TOKENS
 
 
 def _user(text: str) -> ChatMessage:

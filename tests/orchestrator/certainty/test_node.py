@@ -12,7 +12,7 @@ from taskloom.backends.scripted import ScriptedBackend
 from taskloom.errors import SpecErrors
 from taskloom.orchestrator.certainty.allocation import CertaintyAllocator, CertaintyAwareScheduler
 from taskloom.orchestrator.result import RunResult, RunStatus
-from taskloom.orchestrator.scheduler import FifoScheduler
+from taskloom.orchestrator.scheduler import FifoScheduler, ProgramAwareScheduler
 from taskloom.program.load import loads
 from taskloom.runtime import Runtime
 
@@ -135,6 +135,28 @@ def test_vote_nodes_use_the_allocator_of_a_certainty_aware_scheduler() -> None:
     assert max(peaks[:-1]) == 4  # the pool has 4 slots; alone, the node would start 8
     assert output["votes"] == {"7": 6, "8": 2} and output["samples_used"] == 8
     assert pool.used == 0
+
+
+def test_the_allocator_composes_with_the_program_aware_scheduler() -> None:
+    # The same early stop as above, now under the pool and a program-aware policy:
+    # the pool bounds the samples, the rule stops the vote, and the stragglers are
+    # aborted in the engine through the inner scheduler.
+    lengths = [1, 2, 3, 4, 30, 30, 30, 30]
+    backend = ScriptedBackend(per_chunk_s=0.01)
+    backend.respond, peaks = peak_tracking(
+        backend, echo_or(scripted_samples(["7"] * 8, lengths))
+    )
+    pool = CertaintyAllocator(slots=6)
+    scheduler = CertaintyAwareScheduler(ProgramAwareScheduler([backend], "plas"), pool)
+    result = run(VOTE, backend, scheduler)
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    output = result.nodes["solve"].output
+    assert output["answer"] == "7" and output["samples_used"] == 4
+    assert output["stop_reason"] == "rule"
+    assert max(peaks[:-1]) == 6  # the pool's 6 slots, not the node's 8
+    # The short samples' slots went to the last two, which were aborted with the rest.
+    assert sorted(call.rsplit("/s", 1)[1] for call in backend.aborted) == ["4", "5", "6", "7"]
+    assert backend.in_flight == set() and pool.used == 0
 
 
 PROBE = """

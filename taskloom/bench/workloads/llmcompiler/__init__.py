@@ -30,7 +30,7 @@ from taskloom.bench.workloads.llmcompiler.scripted_model import (
     ScriptedOnSim,
     token_pieces,
 )
-from taskloom.bench.workloads.llmcompiler.tasks import WorkloadTask, answers_match
+from taskloom.bench.workloads.llmcompiler.tasks import AnswerChoice, WorkloadTask, answers_match
 from taskloom.bench.workloads.llmcompiler.tools import choose_option, make_tools
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "SEARCH_LATENCY",
     "TOOL_NAMES",
     "WORKLOAD_NAMES",
+    "AnswerChoice",
     "Entity",
     "KnowledgeBase",
     "LLMCompilerWorkload",

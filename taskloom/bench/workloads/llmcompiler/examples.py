@@ -21,12 +21,17 @@ from taskloom.tools.builtin.calculator import calculator as evaluate
 _EXAMPLE_SEED_OFFSET = 1_000
 
 
-def example_prompt(generator_name: str, planner: str, fmt: str, seed: int = 0) -> str:
-    """A worked example for `planner` ("llmcompiler" or "react") in `fmt` ("text"/"json")."""
+def example_prompt(
+    generator_name: str, planner: str, fmt: str, seed: int = 0, *, choice_in_answer: bool = False
+) -> str:
+    """A worked example for `planner` ("llmcompiler" or "react") in `fmt` ("text"/"json");
+    with `choice_in_answer`, the example leaves its closing choice to the answer."""
     from taskloom.bench.workloads.llmcompiler.generators import GENERATORS
 
     kb = build_knowledge_base(seed + _EXAMPLE_SEED_OFFSET)
     task = GENERATORS[generator_name](kb, random.Random(f"example-{generator_name}"), 0)
+    if choice_in_answer:
+        task = task.with_choice_in_answer()
     if planner == "react":
         return f"Example:\nQuestion: {task.question}\n{_react_trace(task, kb, fmt == 'json')}"
     plan = task.plan_json() if fmt == "json" else task.plan_text().rstrip("\n")
@@ -66,7 +71,10 @@ def _react_trace(task: WorkloadTask, kb: KnowledgeBase, json_steps: bool) -> str
                 f"Action: {format_call(Task(step.index, step.tool, args))}",
             ]
         lines.append(f"Observation: {as_text(results[step.index])}")
-    answer = as_text(results[task.plan[-1].index])
+    if task.answer_choice is not None:
+        answer = task.answer_choice.pick(list(results.values()))
+    else:
+        answer = as_text(results[task.plan[-1].index])
     if json_steps:
         final = {"thought": "I have the answer.", "tool": "finish", "args": {"answer": answer}}
         lines.append(json.dumps(final))

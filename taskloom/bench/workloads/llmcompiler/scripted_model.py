@@ -10,8 +10,9 @@ sees its plan arrive line by line at the speed the engine would write it.
 
 `ReferenceFollower` reads only what a model would see, its prompt: the question picks
 the task, and the observations in the prompt supply the values a ReAct step writes and
-the answer a joiner gives. So a wrong observation would give a wrong answer, and the
-accuracy it scores measures the runtime, with the model's choices held fixed.
+the answer a joiner gives (or, where a question leaves the final choice to the model,
+the observed values it chooses from). So a wrong observation would give a wrong answer,
+and the accuracy it scores measures the runtime, with the model's choices held fixed.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class ReferenceFollower:
             return task.plan_json() if json_reply else task.plan_text()
         observations = [_observed(m.group("value")) for m in _OBSERVATION.finditer(prompt)]
         if purpose.startswith("join"):
-            return _joiner_reply(observations, json_reply)
+            return _joiner_reply(task, observations, json_reply)
         return _react_step(task, observations, json_reply)
 
     def _task(self, prompt: str) -> WorkloadTask:
@@ -138,9 +139,19 @@ def _observed(text: str) -> Any:
         return text
 
 
-def _joiner_reply(observations: list[Any], json_reply: bool) -> str:
-    answer = as_text(observations[-1]) if observations else "unknown"
-    thought = "The last result answers the question."
+def _answer(task: WorkloadTask, observations: list[Any]) -> tuple[str, str]:
+    """The answer a model following the reference plan gives, and its reason: the last
+    result, or the choice the question leaves to the model, made from what was observed."""
+    if task.answer_choice is not None:
+        choice = task.answer_choice
+        reason = f"Comparing the {choice.field} of every one, this is the {choice.prefer}."
+        return choice.pick(observations), reason
+    return as_text(observations[-1]) if observations else "unknown", ""
+
+
+def _joiner_reply(task: WorkloadTask, observations: list[Any], json_reply: bool) -> str:
+    answer, reason = _answer(task, observations)
+    thought = reason or "The last result answers the question."
     if json_reply:
         return json.dumps({"thought": thought, "action": "finish", "answer": answer})
     return format_decision(Finish(answer, thought))
@@ -156,22 +167,21 @@ _STEP_THOUGHTS = {
 def _react_step(task: WorkloadTask, observations: list[Any], json_reply: bool) -> str:
     step = len(observations)
     if step >= len(task.plan):
-        return _final_answer(observations, json_reply)
+        return _final_answer(*_answer(task, observations), json_reply)
     reference = task.plan[step]
     try:
         values = {number: value for number, value in enumerate(observations, 1)}
         args = resolve_args(reference.args, values)
     except ReferenceResolutionError:
-        return _final_answer(["unknown"], json_reply)
+        return _final_answer("unknown", "", json_reply)
     thought = _STEP_THOUGHTS[reference.tool].format(**{k: as_text(v) for k, v in args.items()})
     if json_reply:
         return json.dumps({"thought": thought, "tool": reference.tool, "args": args})
     return f"Thought: {thought}\nAction: {format_call(Task(step + 1, reference.tool, args))}"
 
 
-def _final_answer(observations: list[Any], json_reply: bool) -> str:
-    answer = as_text(observations[-1]) if observations else "unknown"
-    thought = "I now know the final answer."
+def _final_answer(answer: str, reason: str, json_reply: bool) -> str:
+    thought = reason or "I now know the final answer."
     if json_reply:
         return json.dumps({"thought": thought, "tool": "finish", "args": {"answer": answer}})
     return f"Thought: {thought}\nFinal Answer: {answer}"

@@ -9,11 +9,29 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+from taskloom.bench.workloads.llmcompiler.tools import Preference, choose_option
 from taskloom.planners.base import JOIN_TOOL, Interpolation, Ref, Task
 from taskloom.planners.plan_format import format_task
+
+
+@dataclass(frozen=True)
+class AnswerChoice:
+    """A choice the model makes in its answer rather than through a tool call: the looked-up
+    entity whose `field` is the highest (or lowest), the first one on a tie."""
+
+    field: str
+    prefer: Preference
+
+    def pick(self, records: Sequence[Any]) -> str:
+        found = [r for r in records if isinstance(r, dict) and self.field in r]
+        if not found:
+            return "unknown"
+        names = [str(record["name"]) for record in found]
+        return choose_option(names, [record[self.field] for record in found], self.prefer)
 
 
 @dataclass(frozen=True)
@@ -24,6 +42,22 @@ class WorkloadTask:
     plan: tuple[Task, ...]
     answer: Any
     plan_thought: str = ""
+    # Set when the answer is a choice the model makes from the observations (the joiner,
+    # or ReAct's final step) instead of the plan's last tool call.
+    answer_choice: AnswerChoice | None = None
+
+    def with_choice_in_answer(self) -> WorkloadTask:
+        """The same question with its closing `choose` call left to the model's answer, as
+        the paper's Movie Recommendation runs had it (no tool makes the choice there)."""
+        last = self.plan[-1] if self.plan else None
+        if last is None or last.tool != "choose" or self.answer_choice is not None:
+            return self
+        scores = last.args["scores"]
+        if not scores or not isinstance(scores[0], Ref) or not scores[0].path:
+            return self
+        choice = AnswerChoice(str(scores[0].path[0]), last.args["prefer"])
+        thought = self.plan_thought.replace(", then choose.", "; the answer picks one.")
+        return replace(self, plan=self.plan[:-1], plan_thought=thought, answer_choice=choice)
 
     def plan_text(self) -> str:
         """The reference plan as the text planner would write it, `join()` last."""
