@@ -474,8 +474,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="atlas runs, by their calls in flight on the engine (default 2,4)")
     parser.add_argument("--max-num-seqs", type=int, default=16,
                         help="the engine's batch limit, fcfs's cap (default 16)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="fcfs and atlas runs each, alternating order (default 2)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="runs of fcfs and of each atlas cap, alternating order (default 4)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                         help="the engine's dtype (default float32; see the module doc)")
     parser.add_argument("-o", "--out", type=Path, default=DEFAULT_OUT,

@@ -249,3 +249,26 @@ def test_preemption_by_the_program_aware_scheduler_keeps_exact_output() -> None:
     assert chunks[-1].generated_tokens == 10 and chunks[-1].finish_reason == "length"
     assert preemptions == 2
     assert engine_tokens == 10 + 2 * 2 + 1
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_coarse_streams_and_fast_forward_run_on_asyncio_in_real_time() -> None:
+    fast = StepCostModel(base_s=1e-4, prefill_token_s=1e-6, decode_seq_s=1e-5, context_token_s=0.0)
+    async with SimBackend(SimEngineConfig(block_size=4), fast, stream_interval=4) as backend:
+        answers: list[list[Chunk]] = []
+
+        async def one(call_id: str, length: int) -> None:
+            answers.append([c async for c in backend.generate(request(call_id, "a b", length))])
+
+        async with anyio.create_task_group() as group:
+            for index, call_id in enumerate("abc"):
+                group.start_soon(one, call_id, 20 + 5 * index)
+            with anyio.CancelScope() as scope:  # an abort while the others decode
+                async for _ in backend.generate(request("gone", "x", 50)):
+                    scope.cancel()
+        stats = backend.stats()
+    assert sorted(a[-1].generated_tokens for a in answers) == [20, 25, 30]
+    assert all("".join(c.text for c in a) == FILLER_TEXT * a[-1].generated_tokens
+               for a in answers)
+    assert stats.finished_requests == 3 and stats.aborted_requests == 1

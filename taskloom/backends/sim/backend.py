@@ -15,19 +15,21 @@ Requests arriving or aborted at the instant a step ends therefore always count t
 way. On asyncio (real time) the loop only yields once; there is no determinism to keep.
 
 Streaming: by default every token is a chunk. With `stream_interval=n` (vLLM's setting of
-that name) a request publishes its first token, then every n-th, and its last, each
-chunk carrying the text of the tokens since the one before. Where no consumer needs the
-tokens in between, that saves waking the consumer for each one, and it lets the loop
-fast-forward: when the next steps are certain to be decode-only steps of the same
-running set (no prompt chunk, no admission, no preemption, no finish, no chunk due before
-the last of them; see `SimEngine.decode_horizon`), it sleeps once, to the end of the last
-of them, instead of once per step. An arrival or abort wakes it early; it then applies the
-steps that ended before that instant, lets the step in flight run to its end, and goes on
-step by step: exactly what the step-by-step loop would have done, since arrivals join only
-at step boundaries and an abort lands inside the step it falls in. The numbers (times,
-tokens, counters) are the same as step by step, bit for bit, under a `MockClock`: a
-fast-forward only starts at time t for steps that end by 2t, where every clock jump lands
-exactly on its deadline.
+that name) a request publishes its first token at once, then a chunk whenever n more are
+ready, and its last token at once; a chunk carries the text of the tokens since the one
+before. A consumer that acts on partial answers (a scheduler that demotes or preempts by
+what it has seen, a planner reading a plan as it streams) then acts later, so keep 1 for
+those. Where no consumer needs the tokens in between, it saves waking the consumer for
+each one, and it lets the loop fast-forward: when the next steps are certain to be
+decode-only steps of the same running set (no prompt chunk, no admission, no preemption,
+no finish, no chunk due before the last of them; see `SimEngine.decode_horizon`), it
+sleeps once, to the end of the last of them, instead of once per step. An arrival or
+abort wakes it early; it then applies the steps that ended before that instant, lets the
+step in flight run to its end, and goes on step by step: exactly what the step-by-step
+loop would have done, since arrivals join only at step boundaries and an abort lands
+inside the step it falls in. The numbers (times, tokens, counters) are the same as step
+by step, bit for bit, under a `MockClock`: a fast-forward only starts at time t for steps
+that end by 2t, where every clock jump lands exactly on its deadline.
 
 Only anyio is used, so the same code runs on asyncio (real time) and trio (virtual time).
 """
@@ -311,8 +313,9 @@ class SimBackend:
                 await self._work_arrived.wait()
             await self._settle()
             # Steps that ended before now are done; the one that ends at or after now was
-            # in flight when the arrival or abort came.
-            in_flight = bisect.bisect_left(ends, anyio.current_time())
+            # in flight when the arrival or abort came. (On a real clock now may be past
+            # the last end; the last step still goes the normal way, for its chunks.)
+            in_flight = min(bisect.bisect_left(ends, anyio.current_time()), len(ends) - 1)
             self._engine.complete_decode_steps(seconds[:in_flight])
             plan = self._engine.schedule()
         finally:
