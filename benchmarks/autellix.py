@@ -64,12 +64,12 @@ POLICIES = ("fcfs", "mlfq", "plas", "atlas")
 # The rates are spaced finely around each workload's knee on the simulated H100 (found
 # with small runs first); the programs per point are as many as the shared 2-core
 # machine allowed, so the first and last 10% (see WARMUP_FRACTION) can be left out.
-DEFAULT_PROGRAMS = {"chat": 200, "tool-use": 300, "tree-search": 40, "mixed": 150}
+DEFAULT_PROGRAMS = {"chat": 200, "tool-use": 300, "tree-search": 40, "mixed": 300}
 DEFAULT_RATES = {
     "chat": (1.0, 2.5, 4.0, 5.5),
     "tool-use": (4.0, 8.0, 12.0, 16.0),
     "tree-search": (0.2, 0.4, 0.6, 0.8),
-    "mixed": (1.0, 1.5, 2.0, 2.5, 3.0),
+    "mixed": (1.0, 1.5, 2.0, 2.25, 2.5, 3.0),
 }
 
 
@@ -385,7 +385,10 @@ def throughput_at_equal_latency(
     """For every measured point of `baseline`: the rate `policy` sustains at the same
     mean latency, and the ratio to the baseline's rate."""
     rows = []
+    lowest = min(rate for rate, _ in curves[policy])
     for rate, latency in sorted(curves[baseline]):
+        if rate < lowest:
+            continue  # `policy` was not run that lightly loaded: nothing to read off
         other, exact = rate_at_latency(curves[policy], latency)
         rows.append({"baseline_rate": rate, "mean_latency_s": latency, "rate": other,
                      "ratio": other / rate if rate else math.nan,

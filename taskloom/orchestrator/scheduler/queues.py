@@ -26,11 +26,12 @@ from typing import Generic, TypeVar
 
 Item = TypeVar("Item", bound=Hashable)
 
-# Defaults from a sweep on the simulated H100 (benchmarks/autellix.py sweep; mixed
-# workload, 120 programs at 4/s, PLAS, 128 calls in flight): four levels at 1/4/16 s of
-# service gave the lowest p95 and a mean within 1% of the best; 4/16/64 s was 3% worse.
-# No beta from 2 to infinity changed anything there (nothing waited 2x its service), so
-# beta is a moderate 8: a call waits at most eight times what its program has received.
+# Defaults from a sweep on the simulated H100 (benchmarks/autellix.py sweep, mixed
+# workload at 2.5 programs/s, 150 programs, PLAS, 128 calls in flight; results/autellix/
+# sweep.md): four levels at 1/4/16 s of service had the lowest mean (28.5 s), three
+# (8/32 s) and six (2..32 s) 28.9 s, 4/16/64 s 30.0 s. No beta from 2 to infinity changed
+# anything (no call was ever promoted: a program's waiting never reached 2x its service),
+# so beta is a moderate 8: a call waits at most eight times what its program received.
 DEFAULT_BOUNDARIES_S: tuple[float, ...] = (1.0, 4.0, 16.0)
 DEFAULT_BETA = 8.0
 

@@ -4,27 +4,23 @@ The scheduler aborts a running call on vLLM and resumes it later with the text s
 (`resume_text`); with greedy decoding the consumer must get the same answer as a call
 that was never preempted.
 
-This module starts its own engine, in float32, instead of using the session's `engine`
-fixture (bfloat16, the model's own dtype). In bfloat16 vLLM's CPU build rounds the
-resumed call's prefill differently from the step-by-step decoding it replaces, and
-SmolLM2 often has near-tied greedy choices: with the prompts below, 5 of 8 answers of 48
-tokens took another token after a preemption (and as many when the same calls merely
-ran in one batch). In float32 all 8 stayed exact over 19 and 37 preemptions
-(benchmarks/autellix_engine.py measures it on a mixed workload). The module's engine
-is closed when its test ends, before the session's engine starts, so only one runs at a
-time.
+It runs on the session's `engine` fixture, which is float32 for this reason: in
+bfloat16 vLLM's CPU build rounds the resumed call's prefill differently from the
+step-by-step decoding it replaces, and SmolLM2 often has near-tied greedy choices; with
+the prompts below, 5 of 8 answers of 48 tokens took another token after a preemption
+(and as many when the same calls merely ran in one batch). In float32 all 8 stayed exact
+over 19 and 37 preemptions (benchmarks/autellix_engine.py measures it on a mixed
+workload).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
 
 from taskloom.backends.base import GenerateRequest, Message, SamplingParams, collect
-from taskloom.backends.embedded import ensure_embedded_model
 from taskloom.backends.vllm_engine import VLLMBackend
 from taskloom.orchestrator.scheduler import ProgramAwareScheduler
 from taskloom.orchestrator.scheduler.queues import QueueConfig
@@ -38,19 +34,9 @@ QUICK_DEMOTION = QueueConfig(boundaries_s=(0.05,), beta=math.inf)
 CHUNKS_BEFORE_ARRIVALS = 4
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-async def float32_engine() -> AsyncIterator[VLLMBackend]:
-    backend = await VLLMBackend.start(ensure_embedded_model(), max_num_seqs=4,
-                                      max_model_len=1024, dtype="float32")
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 def _chat(program: str, question: str, max_tokens: int) -> GenerateRequest:
@@ -62,7 +48,7 @@ def _chat(program: str, question: str, max_tokens: int) -> GenerateRequest:
 
 
 async def test_atlas_preempts_on_the_engine_and_every_answer_stays_exact(
-    float32_engine: VLLMBackend,
+    engine: VLLMBackend,
 ) -> None:
     long_call = _chat("essay", "Explain what a CPU does.", 48)
     short_calls = [_chat("fruits", "List five fruits.", 12),
@@ -70,10 +56,10 @@ async def test_atlas_preempts_on_the_engine_and_every_answer_stays_exact(
     requests = [long_call, *short_calls]
     reference = {}
     for request in requests:  # one at a time: never preempted, never batched
-        answer = await collect(float32_engine.generate(request))
+        answer = await collect(engine.generate(request))
         reference[request.call_id] = (answer.text, answer.generated_tokens)
 
-    scheduler = ProgramAwareScheduler([float32_engine], "atlas", max_in_flight=1,
+    scheduler = ProgramAwareScheduler([engine], "atlas", max_in_flight=1,
                                       queues=QUICK_DEMOTION)
     answers: dict[str, tuple[str, int]] = {}
     long_call_is_running = anyio.Event()
