@@ -14,9 +14,12 @@ time, so a seed fixes the programs and the arrivals. Points run in parallel proc
     # tables and plots again from the JSON files
     .venv/bin/python benchmarks/autellix.py report results/autellix
 
-Outputs: `points.json` (every point: the runner's row plus the scheduler's counters and
-per-kind latencies), `summary.json` (throughput at equal mean latency, p95/p99, max
-latency, balancer gain), and `latency_<workload>.png`.
+Outputs: `points.json` (every point: the runner's row plus the scheduler's counters,
+per-kind latencies and the engines' peak concurrency), `summary.json` (throughput at equal
+mean latency, p95/p99, max latency, balancer gain), `latency_<group>_<workload>.png` and
+`sweep.md`. Latency figures cover the middle 80% of each point's programs by arrival
+(`WARMUP_FRACTION`); the max covers every program. The headline ratio is read at one
+stated target (`TARGET_RULE`: twice fcfs's mean at its lowest measured rate).
 
 The baseline `fcfs` is what vLLM does by default: arrival order, every call handed to
 the engine at once (the cap is the engine's `max_num_seqs`), the engine's own queue in
