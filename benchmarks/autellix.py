@@ -14,10 +14,16 @@ time, so a seed fixes the programs and the arrivals. Points run in parallel proc
     # tables and plots again from the JSON files
     .venv/bin/python benchmarks/autellix.py report results/autellix
 
+    # the same on an engine whose KV cache (16k tokens) binds: a labelled regime
+    .venv/bin/python benchmarks/autellix.py run --engine h100-kv16k --workloads mixed
+
 Outputs: `points.json` (every point: the runner's row plus the scheduler's counters,
-per-kind latencies and the engines' peak concurrency), `summary.json` (throughput at equal
-mean latency, p95/p99, max latency, balancer gain), `latency_<group>_<workload>.png` and
-`sweep.md`. Latency figures cover the middle 80% of each point's programs by arrival
+per-kind latencies, the engines' peak concurrency, busy and prefill seconds),
+`summary.json` (throughput at equal mean latency, p95/p99, max latency, balancer gain,
+and two ceilings read off the engines: the most programs/s any point's token throughput
+allows, against fcfs's rate at the target, and the share of round-robin's engine time
+that locality could save), `latency_<group>_<workload>[_<engine>].png` and `sweep.md`.
+Latency figures cover the middle 80% of each point's programs by arrival
 (`WARMUP_FRACTION`); the max covers every program. The headline ratio is read at one
 stated target (`TARGET_RULE`: twice fcfs's mean at its lowest measured rate).
 
@@ -44,7 +50,13 @@ from pathlib import Path
 from typing import Any
 
 from taskloom.backends.base import Backend, GenerateRequest
-from taskloom.backends.sim import H100_LLAMA3_8B_ENGINE, QueuePolicy, SimBackend, SimStats
+from taskloom.backends.sim import (
+    H100_LLAMA3_8B_ENGINE,
+    QueuePolicy,
+    SimBackend,
+    SimEngineConfig,
+    SimStats,
+)
 from taskloom.bench.metrics import EngineReport, ProgramOutcome, percentile
 from taskloom.bench.runner import (
     BenchConfig,
@@ -61,7 +73,7 @@ from taskloom.orchestrator.scheduler.queues import QueueConfig
 from taskloom.program.models import LLMNode, MapNode, Program
 
 WORKLOADS = ("chat", "tool-use", "tree-search", "mixed")
-POLICIES = ("fcfs", "mlfq", "plas", "atlas")
+POLICIES = ("fcfs", "mlfq", "plas", "atlas", "sjf-oracle")
 # Programs per point and rates (programs/s) from light to past saturation, per workload.
 # A tree search is ~40x a chat in decode work, so it gets fewer programs and lower rates.
 # The rates are spaced finely around each workload's knee on the simulated H100 (found
@@ -75,6 +87,18 @@ DEFAULT_RATES = {
     "mixed": (1.0, 1.5, 2.0, 2.25, 2.5, 3.0),
 }
 
+
+ENGINES: dict[str, SimEngineConfig] = {
+    "h100": H100_LLAMA3_8B_ENGINE,
+    # The same H100 and model with a KV cache of 16k tokens (1,024 blocks of 16) instead
+    # of ~447k: what `gpu_memory_utilization` 0.26 leaves (16.1 GB weights + 4 GB +
+    # 2.1 GB of KV cache, out of 85.5 GB), e.g. on a GPU shared with other models. A few
+    # agent contexts fill it, so the engine's batch is bounded by memory, it preempts,
+    # and its waiting queue, where order matters, fills under load: the memory-bound
+    # regime in which Autellix reports its gains. Not the default; rows are labelled.
+    "h100-kv16k": replace(H100_LLAMA3_8B_ENGINE, num_kv_blocks=1024),
+}
+"""Simulated engine regimes (`--engine`); every engine of a point gets the same one."""
 
 STREAM_INTERVAL = int(os.environ.get("AUTELLIX_STREAM_INTERVAL", "16"))
 """Tokens per streamed chunk (vLLM's `stream_interval`). Finish times are the same as
@@ -217,6 +241,7 @@ class PointSpec:
     engines: int = 1
     seed: int = 0
     group: str = "policies"
+    engine: str = "h100"
 
 
 class RecordingSimEngines(SimEngines):
@@ -241,7 +266,7 @@ def run_one(spec: PointSpec) -> dict[str, Any]:
         _WORKLOADS[cache_key] = build_workload(spec.workload, spec.programs, spec.seed)
     workload = _WORKLOADS[cache_key]
     register_variant(spec.variant, workload)
-    setup = SimSetup(engine=replace(H100_LLAMA3_8B_ENGINE, policy=spec.variant.engine_policy),
+    setup = SimSetup(engine=replace(ENGINES[spec.engine], policy=spec.variant.engine_policy),
                      stream_interval=STREAM_INTERVAL)
     config = BenchConfig(workload=spec.workload, policies=(spec.variant.key,),
                          rates=(spec.rate,), programs=spec.programs, seed=spec.seed, sim=setup,
@@ -254,6 +279,7 @@ def run_one(spec: PointSpec) -> dict[str, Any]:
     stats = _LAST_SCHEDULER[0].stats()
     return {
         "group": spec.group,
+        "engine": spec.engine,
         "label": spec.variant.label,
         "variant": asdict(spec.variant),
         "row": row.to_json(),
@@ -268,6 +294,12 @@ def run_one(spec: PointSpec) -> dict[str, Any]:
         # Most requests each engine ever ran at once: below the cap, nothing waited in
         # taskloom's queue, and the policies cannot differ.
         "engine_peak_running": [sim.peak_running for sim in engines.stats],
+        # Seconds each engine spent computing steps, and of those, prefilling prompt
+        # tokens the prefix cache did not hold (recomputation included): the ceiling
+        # analysis in `capacity_ceiling` and `locality_ceiling` reads them.
+        "engine_busy_s": [sim.busy_s for sim in engines.stats],
+        "engine_prefill_s": [sim.prefill_tokens * setup.cost.prefill_token_s
+                             for sim in engines.stats],
         "steady": latency_stats(steady_window(outcomes)),
         "by_kind": _by_kind(steady_window(outcomes)),
         "wall_s": time.monotonic() - started,
@@ -331,13 +363,13 @@ def run_all(specs: Sequence[PointSpec], jobs: int, out: Path) -> list[dict[str, 
 
 def _spec_id(spec: PointSpec) -> str:
     return f"{spec.group}|{spec.workload}|{spec.programs}|{spec.rate}|{spec.engines}|" \
-           f"{spec.seed}|{spec.variant.key}"
+           f"{spec.seed}|{spec.variant.key}|{spec.engine}"
 
 
 def _record_id(record: dict[str, Any]) -> str:
     row, variant = record["row"], Variant(**_variant_fields(record["variant"]))
     return f"{record['group']}|{row['workload']}|{row['programs']}|{row['rate']}|" \
-           f"{row['engines']}|{row['seed']}|{variant.key}"
+           f"{row['engines']}|{row['seed']}|{variant.key}|{record.get('engine', 'h100')}"
 
 
 def _variant_fields(data: dict[str, Any]) -> dict[str, Any]:
@@ -432,13 +464,19 @@ def at_target(curves: dict[str, list[tuple[float, float]]]) -> dict[str, Any] | 
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    summary: dict[str, Any] = {}
-    for group in sorted({r["group"] for r in records}):
-        mine = [r for r in records if r["group"] == group]
-        for workload in sorted({r["row"]["workload"] for r in mine}):
-            points = [r for r in mine if r["row"]["workload"] == workload]
-            summary[f"{group}/{workload}"] = _summarize_workload(points)
-    return summary
+    return {name: _summarize_workload(points) for name, points in by_setting(records).items()}
+
+
+def by_setting(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The points of each (group, workload, engine regime), named `group/workload`, with
+    `@engine` appended for a regime other than the default."""
+    settings: dict[str, list[dict[str, Any]]] = {}
+    for record in sorted(records, key=lambda r: (r["group"], r["row"]["workload"])):
+        engine = record.get("engine", "h100")
+        name = f"{record['group']}/{record['row']['workload']}"
+        name += "" if engine == "h100" else f"@{engine}"
+        settings.setdefault(name, []).append(record)
+    return settings
 
 
 def _steady(point: dict[str, Any], key: str) -> Any:
@@ -482,7 +520,67 @@ def _summarize_workload(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     # A sweep measures every variant at one rate: there is no curve to read a rate from.
     headline = at_target(curves) if points[0]["group"] != "sweep" else None
     return {"at_target": headline, "throughput_at_equal_mean_latency": ratios,
-            "max_latency_any_rate_s": worst, "points": table}
+            "max_latency_any_rate_s": worst,
+            "capacity_ceiling": capacity_ceiling(points, headline),
+            "locality_ceiling": locality_ceiling(points),
+            "points": table}
+
+
+def capacity_ceiling(
+    points: Sequence[dict[str, Any]], headline: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """How far any scheduler could go past fcfs at the target, from what the engines did.
+
+    A policy that sustains rate r for long generates r x (tokens per program) tokens/s,
+    whatever it does with them. The most tokens/s any point produced (every policy, the
+    SJF oracle and the saturated rates included) divided by the tokens per program is a
+    measured ceiling on the sustainable rate; divided by fcfs's rate at the target, a
+    ceiling on every policy's gain there. It holds where that point kept its engines
+    busy (`engine_busy_fraction` near 1): larger batches would only add the little that
+    the step cost model grants them. A ceiling below 1 says fcfs's rate at the target is
+    itself past what the engine sustains, met only because a finite run ends first."""
+    if headline is None or "fcfs" not in headline["rates"]:
+        return None
+    best = max(points, key=lambda p: p["row"]["throughput_tokens_per_s"])
+    row = best["row"]
+    per_program = row["generated_tokens"] / row["programs"]
+    rate = row["throughput_tokens_per_s"] / per_program
+    fcfs_rate = headline["rates"]["fcfs"]["rate"]
+    busy = best.get("engine_busy_s")
+    return {
+        "rule": "most generated tokens/s of any point / generated tokens per program",
+        "max_tokens_per_s": row["throughput_tokens_per_s"],
+        "at": f"{best['label']}@{row['rate']:g}",
+        "engine_busy_fraction": (sum(busy) / len(busy) / (row["generated_tokens"]
+                                 / row["throughput_tokens_per_s"])) if busy else None,
+        "tokens_per_program": per_program,
+        "ceiling_rate": rate,
+        "fcfs_rate_at_target": fcfs_rate,
+        "fcfs_tokens_per_s_at_target": fcfs_rate * per_program,
+        "ceiling_over_fcfs_at_target": rate / fcfs_rate if fcfs_rate else None,
+    }
+
+
+def locality_ceiling(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per rate: what round-robin spends prefilling against what locality spends, as a
+    share of round-robin's engine time. Where the KV cache does not bind (no engine
+    preemptions), locality saves re-prefills and nothing else, so 1 / (1 - that share)
+    bounds its throughput gain over round-robin. Where it binds, locality also saves the
+    memory of contexts held twice, which this does not count."""
+    rows = []
+    for rate in sorted({p["row"]["rate"] for p in points}):
+        at_rate = {p["label"]: p for p in points if p["row"]["rate"] == rate}
+        local, spread = at_rate.get("plas"), at_rate.get("plas-rr")
+        if local is None or spread is None or "engine_busy_s" not in spread:
+            continue
+        busy = sum(spread["engine_busy_s"])
+        saved = sum(spread["engine_prefill_s"]) - sum(local["engine_prefill_s"])
+        rows.append({"rate": rate, "round_robin_busy_s": busy,
+                     "round_robin_prefill_s": sum(spread["engine_prefill_s"]),
+                     "locality_prefill_s": sum(local["engine_prefill_s"]),
+                     "saved_share": saved / busy if busy else None,
+                     "gain_ceiling": busy / (busy - saved) if busy > saved else None})
+    return rows
 
 
 _PANELS = (("mean_latency_s", "mean", True), ("p95_latency_s", "p95", True),
@@ -497,39 +595,40 @@ def plot(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 
     paths = []
     summary = summarize(records)
-    for group in sorted({r["group"] for r in records} - {"sweep"}):
-        mine = [r for r in records if r["group"] == group]
-        for workload in sorted({r["row"]["workload"] for r in mine}):
-            points = [r for r in mine if r["row"]["workload"] == workload]
-            figure, axes = plt.subplots(1, len(_PANELS), figsize=(20, 4.6), sharex=True)
-            for label in dict.fromkeys(p["label"] for p in points):
-                line = sorted((p for p in points if p["label"] == label),
-                              key=lambda p: p["row"]["rate"])
-                rates = [p["row"]["rate"] for p in line]
-                for axis, (key, _, steady) in zip(axes, _PANELS, strict=True):
-                    values = [_steady(p, key) if steady else p["row"][key] for p in line]
-                    axis.plot(rates, [math.nan if v is None else v for v in values],
-                              marker="o", label=label)
-            target = (summary[f"{group}/{workload}"]["at_target"] or {}).get(
-                "target_mean_latency_s")
-            if target is not None:
-                axes[0].axhline(target, color="grey", linestyle="--", linewidth=1,
-                                label=f"target {target:.0f} s")
-            for axis, (_, title, steady) in zip(axes, _PANELS, strict=True):
-                window = "steady window" if steady else "all programs"
-                axis.set_title(f"{title} latency ({window})")
-                axis.set_xlabel("arrival rate (programs/s)")
-                axis.set_ylabel("program latency (s)")
-                axis.grid(alpha=0.3)
-                axis.legend(fontsize=8)
-            engines = points[0]["row"]["engines"]
-            figure.suptitle(f"{workload}: simulated H100 (Llama 3 8B) x {engines}, "
-                            f"{points[0]['row']['programs']} programs per point")
-            figure.tight_layout()
-            path = out / f"latency_{group}_{workload}.png"
-            figure.savefig(path, dpi=100)
-            plt.close(figure)
-            paths.append(path)
+    for name, points in by_setting(records).items():
+        if points[0]["group"] == "sweep":
+            continue
+        figure, axes = plt.subplots(1, len(_PANELS), figsize=(20, 4.6), sharex=True)
+        for label in dict.fromkeys(p["label"] for p in points):
+            line = sorted((p for p in points if p["label"] == label),
+                          key=lambda p: p["row"]["rate"])
+            rates = [p["row"]["rate"] for p in line]
+            for axis, (key, _, steady) in zip(axes, _PANELS, strict=True):
+                values = [_steady(p, key) if steady else p["row"][key] for p in line]
+                axis.plot(rates, [math.nan if v is None else v for v in values],
+                          marker="o", label=label)
+        target = (summary[name]["at_target"] or {}).get(
+            "target_mean_latency_s")
+        if target is not None:
+            axes[0].axhline(target, color="grey", linestyle="--", linewidth=1,
+                            label=f"target {target:.0f} s")
+        for axis, (_, title, steady) in zip(axes, _PANELS, strict=True):
+            window = "steady window" if steady else "all programs"
+            axis.set_title(f"{title} latency ({window})")
+            axis.set_xlabel("arrival rate (programs/s)")
+            axis.set_ylabel("program latency (s)")
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=8)
+        engines = points[0]["row"]["engines"]
+        regime = points[0].get("engine", "h100")
+        figure.suptitle(f"{points[0]['row']['workload']}: simulated H100 (Llama 3 8B, "
+                        f"{ENGINES[regime].kv_capacity_tokens // 1000}k tokens of KV) "
+                        f"x {engines}, {points[0]['row']['programs']} programs per point")
+        figure.tight_layout()
+        path = out / f"latency_{name.replace('/', '_').replace('@', '_')}.png"
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        paths.append(path)
     return paths
 
 
@@ -584,7 +683,7 @@ def policy_specs(args: argparse.Namespace) -> list[PointSpec]:
         for rate in rates:
             for name in args.policies:
                 specs.append(PointSpec(workload, programs, rate, standard_variant(name),
-                                       seed=args.seed))
+                                       seed=args.seed, engine=args.engine))
     return specs
 
 
@@ -598,7 +697,8 @@ def balance_specs(args: argparse.Namespace) -> list[PointSpec]:
         for rate in rates:
             for name in args.policies:
                 specs.append(PointSpec(workload, programs, rate, standard_variant(name),
-                                       engines=args.engines, seed=args.seed, group="balance"))
+                                       engines=args.engines, seed=args.seed, group="balance",
+                                       engine=args.engine))
     return specs
 
 
@@ -635,7 +735,8 @@ def sweep_specs(args: argparse.Namespace) -> list[PointSpec]:
     # other factors, are the same point.
     unique = list({v.setting: v for v in reversed(variants)}.values())[::-1]
     return [
-        PointSpec(workload, programs, rate, variant, group="sweep", seed=args.seed)
+        PointSpec(workload, programs, rate, variant, group="sweep", seed=args.seed,
+                  engine=args.engine)
         for rate in args.rates or (DEFAULT_RATES[workload][-1],)
         for variant in unique
     ]
@@ -652,6 +753,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--programs", type=int, default=None)
     parser.add_argument("--engines", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--engine", choices=tuple(ENGINES), default="h100",
+                        help="simulated engine regime: h100 is vLLM's defaults for Llama 3 "
+                             "8B on one H100; h100-kv16k the same with a 16k-token KV cache")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cap", type=int, default=DEFAULT_MAX_IN_FLIGHT,
                         help="sweep: the in-flight cap for the levels and beta factors")
