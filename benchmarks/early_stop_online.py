@@ -59,7 +59,12 @@ from taskloom.program.models import Program
 from taskloom.runtime import Runtime
 from taskloom.tools.registry import ToolRegistry
 
-SLOTS = 256  # sample slots of the allocator: where H100 decode throughput flattens
+# Sample slots of the allocator: the batch at which one decode step takes twice as long as
+# a lone sequence's (111 on the H100 constants), the knee past which each added sample
+# slows every running one more than it adds throughput. A sweep at 1.5 queries/s of 32
+# samples (p90 latency 5.1 / 4.7 / 4.2 / 4.4 / 6.4 s at 32 / 64 / 96 / 128 / 256 slots)
+# agreed; 256, where throughput flattens, left the pool too wide to ever be crowded.
+SLOTS = round(H100_LLAMA3_8B.base_s / H100_LLAMA3_8B.decode_seq_s)
 _QUESTION = re.compile(r"^Q(\d+):")
 
 
@@ -411,6 +416,9 @@ def summarize(
         "tightest_p90_target_s": absolute["tightest_target_s"],
         "target_tightening": absolute["target_tightening"],
         "target_tightening_by_rate": absolute["target_tightening_by_rate"],
+        "light_rate_qps": absolute["light_rate_qps"],
+        "tightest_p90_target_at_light_rate_s": absolute["tightest_target_at_light_rate_s"],
+        "target_tightening_ceiling": absolute["target_tightening_ceiling"],
         "difficulty_aware": {
             "deadline": "scale x difficulty (1 always right, 2 variable, 3 never right) x "
                         "base; met when 90% of queries are within it",
@@ -418,6 +426,9 @@ def summarize(
             "tightest_deadline_per_difficulty_s": aware["tightest_target_s"],
             "target_tightening": aware["target_tightening"],
             "target_tightening_by_rate": aware["target_tightening_by_rate"],
+            "tightest_deadline_per_difficulty_at_light_rate_s":
+                aware["tightest_target_at_light_rate_s"],
+            "target_tightening_ceiling": aware["target_tightening_ceiling"],
             "max_rate_qps_at_baseline_deadline": aware_rates,
             "max_rate_is_lower_bound": {
                 name: bool(unit) and _met_everywhere(rows, name, unit, PER_DIFFICULTY)

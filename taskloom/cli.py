@@ -136,6 +136,15 @@ def run(
             help=f"Scheduling policy for the LLM calls: {DEFAULT_POLICY} (the default), "
             "atlas, fcfs, mlfq, ... Overrides the spec's own `policy:`.")
     ] = None,
+    sample_slots: Annotated[
+        int | None, typer.Option(
+            min=1,
+            help="Share this many sample slots among all self-consistency nodes of the "
+            "run (an `n` > 1 vote, e.g. inside a map): each is admitted with the samples "
+            "its stopping rule needs at once, and while the pool is crowded, certain "
+            "answers stop early and hopeless ones are cut. Default: each node samples "
+            "on its own.")
+    ] = None,
 ) -> None:
     """Run a spec and print its outputs.
 
@@ -162,7 +171,7 @@ def run(
     try:
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
-            store, json_out, tools_root, allow_host or [], policy,
+            store, json_out, tools_root, allow_host or [], policy, sample_slots,
         )
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
@@ -206,6 +215,7 @@ async def _run_interruptibly(
     tools_root: Path,
     allow_host: list[str],
     policy: str,
+    sample_slots: int | None,
 ) -> RunResult | None:
     """Run with Ctrl-C turned into a clean cancellation: in-flight engine requests are
     aborted and the partial result is returned rather than lost."""
@@ -231,7 +241,7 @@ async def _run_interruptibly(
             progress.note(f"starting the {backend} engine…")
             async with Runtime.open(
                 cast(EngineName, backend), model=model, base_url=base_url, tools=tools,
-                store=store, policy=policy,
+                store=store, policy=policy, sample_slots=sample_slots,
             ) as runtime:
                 progress.note("running")
                 running = True

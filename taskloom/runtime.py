@@ -11,6 +11,7 @@ import anyio
 
 from taskloom.backends.base import Backend
 from taskloom.backends.factory import BackendName, open_backend
+from taskloom.orchestrator.certainty import CertaintyAllocator, CertaintyAwareScheduler
 from taskloom.orchestrator.compile import compile_program
 from taskloom.orchestrator.events import EventSink, ignore_events
 from taskloom.orchestrator.executor import Executor
@@ -58,11 +59,14 @@ class Runtime:
         tools: ToolRegistry | None = None,
         store: RunStore | None = None,
         policy: str = DEFAULT_POLICY,
+        sample_slots: int | None = None,
         **backend_options: Any,
     ) -> AsyncIterator[Runtime]:
+        """`sample_slots`: see `shared_sample_pool`; None leaves each self-consistency
+        node sampling on its own."""
         engine = await open_backend(backend, model=model, base_url=base_url, **backend_options)
         try:
-            scheduler = make_scheduler(policy, [engine])
+            scheduler = shared_sample_pool(make_scheduler(policy, [engine]), sample_slots)
             yield cls(engine, tools=tools, store=store, scheduler=scheduler)
         finally:
             with anyio.CancelScope(shield=True):
@@ -99,6 +103,15 @@ class Runtime:
             self.last_result = final
             if self.store is not None:
                 self.store.save(final)
+
+
+def shared_sample_pool(scheduler: Scheduler, slots: int | None) -> Scheduler:
+    """`scheduler`, with `slots` sample slots shared by every self-consistency node it
+    serves (a `CertaintyAllocator`: gang admission, certainty-driven reallocation,
+    hopeless queries cut while crowded). None: `scheduler` as it is."""
+    if slots is None:
+        return scheduler
+    return CertaintyAwareScheduler(scheduler, CertaintyAllocator(slots))
 
 
 async def run_program(

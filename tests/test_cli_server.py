@@ -143,3 +143,27 @@ def test_an_engine_that_dies_mid_run_fails_the_run_and_keeps_finished_work(
     essay = report["nodes"]["essay"]
     assert essay["status"] == "failed" and essay["error"]
     assert report["nodes"]["review"]["status"] == "skipped"
+
+
+def test_sample_slots_cap_the_samples_in_the_engine(vllm_server: str, tmp_path: Path) -> None:
+    # Three questions of up to 8 samples (gangs of 3) in a pool of 4 slots.
+    run = subprocess.Popen(
+        _taskloom("run", str(SPECS / "self_consistency.yaml"), "--backend", "openai",
+                  "--base-url", vllm_server, "--json", "--sample-slots", "4"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "TASKLOOM_HOME": str(tmp_path / "home")},
+    )
+    most_running = 0.0
+    try:
+        while run.poll() is None:
+            most_running = max(most_running, _running(vllm_server))
+            time.sleep(0.05)
+        stdout, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stderr
+    report = json.loads(stdout)
+    assert report["status"] == "succeeded"
+    used = report["outputs"]["samples_used"]
+    assert len(used) == 3 and all(3 <= count <= 8 for count in used)
+    assert 0 < most_running <= 4

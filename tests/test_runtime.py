@@ -9,6 +9,7 @@ import pytest
 from taskloom import runtime as runtime_module
 from taskloom.backends.base import Backend
 from taskloom.backends.scripted import ScriptedBackend
+from taskloom.orchestrator.certainty import CertaintyAllocator, CertaintyAwareScheduler
 from taskloom.orchestrator.result import RunStatus
 from taskloom.orchestrator.scheduler import ProgramAwareScheduler, Scheduler
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, make_scheduler
@@ -46,3 +47,12 @@ async def test_run_program_schedules_with_the_specs_policy(
     result = await run_program(loads(SPEC.format(policy=line)), backend=ScriptedBackend())
     assert result.status is RunStatus.SUCCEEDED
     assert chosen == [expected]
+
+
+def test_a_shared_sample_pool_wraps_the_scheduler_only_when_asked() -> None:
+    inner = make_scheduler("fcfs", [ScriptedBackend()])
+    assert runtime_module.shared_sample_pool(inner, None) is inner
+    pooled = runtime_module.shared_sample_pool(inner, 6)
+    assert isinstance(pooled, CertaintyAwareScheduler) and pooled.inner is inner
+    assert isinstance(pooled.sample_allocator, CertaintyAllocator)
+    assert pooled.sample_allocator.slots == 6

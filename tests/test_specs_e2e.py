@@ -13,8 +13,9 @@ import pytest
 
 from taskloom.backends.vllm_engine import VLLMBackend
 from taskloom.orchestrator.result import NodeStatus, RunStatus
+from taskloom.orchestrator.scheduler.registry import make_scheduler
 from taskloom.program.load import load, loads
-from taskloom.runtime import Runtime
+from taskloom.runtime import Runtime, shared_sample_pool
 
 SPECS = Path(__file__).parent.parent / "specs"
 
@@ -111,3 +112,30 @@ nodes:
     with anyio.fail_after(10):
         while engine.num_unfinished_requests():
             await anyio.sleep(0.05)
+
+
+@pytest.mark.anyio
+async def test_self_consistency_questions_share_a_sample_pool(engine: VLLMBackend) -> None:
+    # Three questions of up to 8 samples, gangs of 3, in a pool of 4 slots: at most one
+    # gang and one more sample may be in the engine at once (24 without the pool).
+    slots = 4
+    scheduler = shared_sample_pool(make_scheduler("plas", [engine]), slots)
+    most_in_engine = 0
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            nonlocal most_in_engine
+            while True:
+                most_in_engine = max(most_in_engine, engine.num_unfinished_requests())
+                await anyio.sleep(0.01)
+
+        group.start_soon(watch)
+        result = await Runtime(engine, scheduler=scheduler).run(
+            load(SPECS / "self_consistency.yaml")
+        )
+        group.cancel_scope.cancel()
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    used = result.outputs["samples_used"]
+    assert len(used) == 3 and all(3 <= count <= 8 for count in used)
+    assert len(result.outputs["answers"]) == 3
+    assert 0 < most_in_engine <= slots
