@@ -56,9 +56,12 @@ def _wait_until(condition: object, timeout_s: float) -> None:
     pytest.fail(f"condition not met within {timeout_s} s")
 
 
-def _start_long_run(spec: Path, base_url: str, tmp_path: Path) -> subprocess.Popen[str]:
+def _start_run(
+    spec: Path, base_url: str, tmp_path: Path, *options: str
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        _taskloom("run", str(spec), "--backend", "openai", "--base-url", base_url, "--json"),
+        _taskloom("run", str(spec), "--backend", "openai", "--base-url", base_url, "--json",
+                  *options),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -93,7 +96,7 @@ def test_ctrl_c_aborts_the_engine_requests_and_keeps_partial_results(
 ) -> None:
     spec = tmp_path / "long.yaml"
     spec.write_text(LONG_SPEC)
-    run = _start_long_run(spec, vllm_server, tmp_path)
+    run = _start_run(spec, vllm_server, tmp_path)
     try:
         _wait_until(lambda: _running(vllm_server) >= 1, 120)
         run.send_signal(signal.SIGINT)
@@ -129,7 +132,7 @@ def test_an_engine_that_dies_mid_run_fails_the_run_and_keeps_finished_work(
     base_url, server = vllm_server_process
     spec = tmp_path / "long.yaml"
     spec.write_text(LONG_SPEC)
-    run = _start_long_run(spec, base_url, tmp_path)
+    run = _start_run(spec, base_url, tmp_path)
     try:
         _wait_until(lambda: _running(base_url) >= 1, 120)
         os.killpg(server.pid, signal.SIGKILL)  # the server and its engine process
@@ -147,12 +150,8 @@ def test_an_engine_that_dies_mid_run_fails_the_run_and_keeps_finished_work(
 
 def test_sample_slots_cap_the_samples_in_the_engine(vllm_server: str, tmp_path: Path) -> None:
     # Three questions of up to 8 samples (gangs of 3) in a pool of 4 slots.
-    run = subprocess.Popen(
-        _taskloom("run", str(SPECS / "self_consistency.yaml"), "--backend", "openai",
-                  "--base-url", vllm_server, "--json", "--sample-slots", "4"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "TASKLOOM_HOME": str(tmp_path / "home")},
-    )
+    run = _start_run(SPECS / "self_consistency.yaml", vllm_server, tmp_path,
+                     "--sample-slots", "4")
     most_running = 0.0
     try:
         while run.poll() is None:
