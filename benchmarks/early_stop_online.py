@@ -63,7 +63,7 @@ from taskloom.tools.registry import ToolRegistry
 # a lone sequence's (111 on the H100 constants), the knee past which each added sample
 # slows every running one more than it adds throughput. A sweep at 1.5 queries/s of 32
 # samples (p90 latency 5.1 / 4.7 / 4.2 / 4.4 / 6.4 s at 32 / 64 / 96 / 128 / 256 slots)
-# agreed; 256, where throughput flattens, left the pool too wide to ever be crowded.
+# agreed: 256, where throughput flattens, was the slowest (the batch grows, each step slows).
 SLOTS = round(H100_LLAMA3_8B.base_s / H100_LLAMA3_8B.decode_seq_s)
 _QUESTION = re.compile(r"^Q(\d+):")
 
