@@ -52,7 +52,8 @@ from taskloom.bench.workloads.llmcompiler import (
 from taskloom.bench.workloads.llmcompiler.examples import example_prompt
 from taskloom.bench.workloads.llmcompiler.latency import SEARCH_LATENCY
 from taskloom.errors import TaskloomError
-from taskloom.orchestrator.node_runners import CallUsage, NodeEnvironment
+from taskloom.orchestrator.kinds import NodeEnvironment, node_kinds
+from taskloom.orchestrator.llm_call import CallLedger
 from taskloom.orchestrator.scheduler import FifoScheduler
 from taskloom.planners import PlanError, PlanOutcome, solve
 from taskloom.planners.base import History
@@ -130,9 +131,10 @@ async def run_question(
         scheduler=scheduler,
         tools=workload.tools(),
         defaults=Defaults(),
+        kinds=node_kinds,
         clock=lambda: anyio.current_time() - start,
     )
-    usage = CallUsage()
+    usage = CallLedger()
     answer: Any = None
     error: str | None = None
     history = History()
@@ -151,7 +153,7 @@ def _question_run(
     task: WorkloadTask,
     node: PlanNode,
     latency: float,
-    usage: CallUsage,
+    usage: CallLedger,
     answer: Any,
     error: str | None,
     history: History,
@@ -163,10 +165,10 @@ def _question_run(
         task_id=task.task_id,
         strategy=node.planner,
         latency_s=latency,
-        llm_calls=usage.llm_calls,
-        prompt_tokens=usage.prompt_tokens,
-        cached_prompt_tokens=usage.cached_prompt_tokens,
-        generated_tokens=usage.generated_tokens,
+        llm_calls=usage.usage.llm_calls,
+        prompt_tokens=usage.usage.prompt_tokens,
+        cached_prompt_tokens=usage.usage.cached_prompt_tokens,
+        generated_tokens=usage.usage.generated_tokens,
         answer=answer,
         correct=error is None and answers_match(answer, task.answer),
         error=error,

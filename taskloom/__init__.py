@@ -5,10 +5,19 @@ Public API only; everything else lives in the subpackages.
 
 from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, ToolError
 from taskloom.orchestrator.compile import TaskGraph, compile_program
+from taskloom.orchestrator.kinds import NodeKind, node_kinds
 from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
 from taskloom.program.load import load, loads
-from taskloom.program.models import Defaults, InputSpec, LLMNode, MapNode, Program, ToolNode
-from taskloom.runtime import Runtime, run_program
+from taskloom.program.models import (
+    Defaults,
+    InputSpec,
+    LLMNode,
+    MapNode,
+    PlanNode,
+    Program,
+    ToolNode,
+)
+from taskloom.runtime import Runtime, run_program, run_sync
 from taskloom.tools.registry import Tool, ToolRegistry, default_registry, tool
 
 __all__ = [
@@ -17,8 +26,10 @@ __all__ = [
     "InputSpec",
     "LLMNode",
     "MapNode",
+    "NodeKind",
     "NodeResult",
     "NodeStatus",
+    "PlanNode",
     "Program",
     "RunResult",
     "RunStatus",
@@ -35,6 +46,8 @@ __all__ = [
     "default_registry",
     "load",
     "loads",
+    "node_kinds",
     "run_program",
+    "run_sync",
     "tool",
 ]

@@ -1,5 +1,6 @@
-"""The embedded Python API: a Runtime ties a backend, a scheduler and tools together and
-runs programs on them."""
+"""The embedded Python API, and the one wiring place: the node kinds every program may
+use are registered here (policies, backends and tools have their own registries, which
+this module ties together in a `Runtime`)."""
 
 from __future__ import annotations
 
@@ -16,20 +17,29 @@ from taskloom.orchestrator.compile import compile_program
 from taskloom.orchestrator.events import EventSink, ignore_events
 from taskloom.orchestrator.executor import Executor
 from taskloom.orchestrator.inputs import resolve_inputs
+from taskloom.orchestrator.kinds.llm import LLMKind
+from taskloom.orchestrator.kinds.map import MapKind
+from taskloom.orchestrator.kinds.registry import node_kinds
+from taskloom.orchestrator.kinds.tool import ToolKind
 from taskloom.orchestrator.result import RunResult, RunStatus
 from taskloom.orchestrator.scheduler import Scheduler
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, make_scheduler
 from taskloom.orchestrator.store import RunStore
+from taskloom.planners.kind import PlanKind
 from taskloom.program.models import Program
 from taskloom.tools.registry import ToolRegistry, default_registry
 
+for _kind in (LLMKind(), ToolKind(), MapKind(), PlanKind()):
+    node_kinds.register(_kind)
+
 
 class Runtime:
-    """Runs programs on one backend through one scheduler.
+    """Runs programs on one backend.
 
-    Build it around a backend you opened, or use `Runtime.open(...)`, which opens and
-    closes the backend for you. Without a `scheduler`, LLM calls go through the default
-    policy (`DEFAULT_POLICY`, program-aware PLAS).
+    Which scheduling policy a run uses: `run(policy=...)`, else the program's own
+    `policy:`, else the runtime's `policy` (default `plas`). Each policy gets one
+    scheduler over the backend, shared by every run that uses it. A runtime built around
+    your own `scheduler` sends every run through that one.
     """
 
     def __init__(
@@ -38,15 +48,19 @@ class Runtime:
         *,
         tools: ToolRegistry | None = None,
         scheduler: Scheduler | None = None,
+        policy: str = DEFAULT_POLICY,
         store: RunStore | None = None,
+        sample_slots: int | None = None,
     ) -> None:
         self.backend = backend
         self.tools = tools if tools is not None else default_registry()
-        self.scheduler = (
-            scheduler if scheduler is not None else make_scheduler(DEFAULT_POLICY, [backend])
-        )
         self.store = store
-        self.last_result: RunResult | None = None
+        self.policy = policy
+        self._own_scheduler = scheduler
+        self._sample_slots = sample_slots
+        self._schedulers: dict[str, Scheduler] = {}
+        if scheduler is None:
+            self.scheduler_for(policy)  # an unknown policy fails here, not at the first run
 
     @classmethod
     @asynccontextmanager
@@ -62,47 +76,89 @@ class Runtime:
         sample_slots: int | None = None,
         **backend_options: Any,
     ) -> AsyncIterator[Runtime]:
-        """`sample_slots`: see `shared_sample_pool`; None leaves each self-consistency
+        """Open the backend by name, and close it when the block ends.
+
+        `sample_slots`: see `shared_sample_pool`; None leaves each self-consistency
         node sampling on its own."""
         engine = await open_backend(backend, model=model, base_url=base_url, **backend_options)
         try:
-            scheduler = shared_sample_pool(make_scheduler(policy, [engine]), sample_slots)
-            yield cls(engine, tools=tools, store=store, scheduler=scheduler)
+            yield cls(
+                engine, tools=tools, store=store, policy=policy, sample_slots=sample_slots
+            )
         finally:
             with anyio.CancelScope(shield=True):
                 await engine.close()
+
+    def scheduler_for(self, policy: str) -> Scheduler:
+        """The scheduler of `policy` over this runtime's backend (made once)."""
+        if self._own_scheduler is not None:
+            return self._own_scheduler
+        if policy not in self._schedulers:
+            scheduler = make_scheduler(policy, [self.backend])
+            self._schedulers[policy] = shared_sample_pool(scheduler, self._sample_slots)
+        return self._schedulers[policy]
 
     async def run(
         self,
         program: Program,
         inputs: Mapping[str, Any] | None = None,
         *,
+        policy: str | None = None,
         timeout: float | None = None,
+        cancel: anyio.Event | None = None,
         on_event: EventSink = ignore_events,
         run_id: str | None = None,
     ) -> RunResult:
-        """Check and run `program`. Node failures and a `timeout` end in the result's
-        status; a cancellation from outside propagates after in-flight calls are
-        aborted, with the partial result in `self.last_result` (and the store)."""
+        """Check and run `program`, and return its result.
+
+        Node failures, a `timeout` and setting `cancel` all end in the result's status;
+        in-flight LLM calls are aborted and every finished node is kept. A cancellation
+        from outside (the caller's own cancel scope) aborts the same way and propagates;
+        the partial result is then in the store, if the runtime has one.
+        """
         graph = compile_program(program, self.tools)
         resolved = resolve_inputs(program, inputs or {})  # refuse bad inputs before starting
+        scheduler = self.scheduler_for(policy or program.policy or self.policy)
         executor = Executor(
-            graph, scheduler=self.scheduler, tools=self.tools, run_id=run_id, on_event=on_event
+            graph, scheduler=scheduler, tools=self.tools, run_id=run_id, on_event=on_event
         )
         result: RunResult | None = None
         try:
-            with anyio.move_on_after(timeout):
-                result = await executor.run(resolved)
-            if result is None:
-                result = executor.snapshot(RunStatus.CANCELLED, f"run timed out after {timeout:g}s")
+            result = await _run_until_stopped(executor, resolved, timeout, cancel)
             return result
         finally:
-            final = result if result is not None else executor.snapshot(
-                RunStatus.CANCELLED, "run cancelled"
-            )
-            self.last_result = final
             if self.store is not None:
+                final = result or executor.snapshot(RunStatus.CANCELLED, "run cancelled")
                 self.store.save(final)
+
+
+async def _run_until_stopped(
+    executor: Executor,
+    inputs: Mapping[str, Any],
+    timeout: float | None,
+    cancel: anyio.Event | None,
+) -> RunResult:
+    finished: list[RunResult] = []
+    reason = f"run timed out after {timeout:g}s" if timeout is not None else ""
+    async with anyio.create_task_group() as group:
+
+        async def execute() -> None:
+            with anyio.move_on_after(timeout):
+                finished.append(await executor.run(inputs))
+            group.cancel_scope.cancel()
+
+        async def stop_when_cancelled(event: anyio.Event) -> None:
+            nonlocal reason
+            await event.wait()
+            reason = "run cancelled"
+            group.cancel_scope.cancel()
+
+        group.start_soon(execute)
+        if cancel is not None:
+            group.start_soon(stop_when_cancelled, cancel)
+    if finished:
+        return finished[0]
+    return executor.snapshot(RunStatus.CANCELLED, reason or "run cancelled")
 
 
 def shared_sample_pool(scheduler: Scheduler, slots: int | None) -> Scheduler:
@@ -122,15 +178,27 @@ async def run_program(
     model: str | None = None,
     base_url: str | None = None,
     tools: ToolRegistry | None = None,
+    policy: str | None = None,
     timeout: float | None = None,
 ) -> RunResult:
-    """Run one program; open (and close) the backend when given by name."""
-    policy = program.policy or DEFAULT_POLICY
+    """Run one program; open (and close) the backend when given by name. The policy is
+    `policy`, else the program's own, else the default."""
     if not isinstance(backend, str):
-        scheduler = make_scheduler(policy, [backend])
-        runtime = Runtime(backend, tools=tools, scheduler=scheduler)
-        return await runtime.run(program, inputs, timeout=timeout)
-    async with Runtime.open(
-        backend, model=model, base_url=base_url, tools=tools, policy=policy
-    ) as runtime:
-        return await runtime.run(program, inputs, timeout=timeout)
+        return await Runtime(backend, tools=tools).run(
+            program, inputs, policy=policy, timeout=timeout
+        )
+    async with Runtime.open(backend, model=model, base_url=base_url, tools=tools) as runtime:
+        return await runtime.run(program, inputs, policy=policy, timeout=timeout)
+
+
+def run_sync(
+    program: Program,
+    inputs: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> RunResult:
+    """Blocking `run_program`, on asyncio (the in-process vLLM engine needs it)."""
+
+    async def main() -> RunResult:
+        return await run_program(program, inputs, **options)
+
+    return anyio.run(main, backend="asyncio")

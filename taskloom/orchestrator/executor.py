@@ -23,16 +23,12 @@ from taskloom.errors import TaskloomError, root_cause
 from taskloom.orchestrator.compile import TaskGraph
 from taskloom.orchestrator.events import EventSink, NodeEvent, ignore_events
 from taskloom.orchestrator.inputs import resolve_inputs
-from taskloom.orchestrator.node_runners import (
-    CallUsage,
-    NodeEnvironment,
-    run_llm,
-    run_map,
-    run_tool,
-)
+from taskloom.orchestrator.kinds.base import NodeEnvironment
+from taskloom.orchestrator.kinds.registry import NodeKindRegistry, node_kinds
+from taskloom.orchestrator.llm_call import CallLedger
 from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
 from taskloom.orchestrator.scheduler.base import Scheduler
-from taskloom.program.models import LLMNode, MapNode, Node, ToolNode
+from taskloom.program.models import Node
 from taskloom.program.refs import TemplateError, evaluate_condition, render_value
 from taskloom.tools.registry import ToolRegistry
 
@@ -47,7 +43,7 @@ class _NodeRecord:
     started_s: float | None = None
     ended_s: float | None = None
     attempts: int = 0
-    usage: CallUsage = field(default_factory=CallUsage)
+    ledger: CallLedger = field(default_factory=CallLedger)
     # Set when the node did not run because something it needs failed; such a skip
     # spreads to its own dependents, unlike a skip by a false `when` guard.
     blocked: bool = False
@@ -62,10 +58,10 @@ class _NodeRecord:
             started_s=self.started_s,
             ended_s=self.ended_s,
             attempts=self.attempts,
-            prompt_tokens=self.usage.prompt_tokens,
-            generated_tokens=self.usage.generated_tokens,
-            cached_prompt_tokens=self.usage.cached_prompt_tokens,
-            llm_calls=self.usage.llm_calls,
+            prompt_tokens=self.ledger.usage.prompt_tokens,
+            generated_tokens=self.ledger.usage.generated_tokens,
+            cached_prompt_tokens=self.ledger.usage.cached_prompt_tokens,
+            llm_calls=self.ledger.usage.llm_calls,
         )
 
 
@@ -80,8 +76,10 @@ class Executor:
         tools: ToolRegistry,
         run_id: str | None = None,
         on_event: EventSink = ignore_events,
+        kinds: NodeKindRegistry = node_kinds,
     ) -> None:
         self.graph = graph
+        self.kinds = kinds
         self.program = graph.program
         self.scheduler = scheduler
         self.tools = tools
@@ -227,7 +225,7 @@ class Executor:
     ) -> Any:
         parents = tuple(
             call for dep in self._dependencies[node_id]
-            for call in self._records[dep].usage.call_ids
+            for call in self._records[dep].ledger.call_ids
         )
         while True:
             record.attempts += 1
@@ -237,16 +235,18 @@ class Executor:
                 scheduler=self.scheduler,
                 tools=self.tools,
                 defaults=self.program.defaults,
+                kinds=self.kinds,
                 parent_call_ids=parents,
                 attempt=record.attempts,
                 report_subtask=functools.partial(self._record_subtask, node_id),
                 clock=self._now,
             )
+            kind = self.kinds.get(node.kind)
             try:
                 if node.timeout is None:  # no cancel scope to set up on the common path
-                    return await _run_body(node, context, env, record.usage)
+                    return await kind.run(node, context, env, record.ledger)
                 with anyio.fail_after(node.timeout):
-                    return await _run_body(node, context, env, record.usage)
+                    return await kind.run(node, context, env, record.ledger)
             except TimeoutError as exc:
                 failure: Exception = TimeoutError(f"timed out after {node.timeout:g}s")
                 failure.__cause__ = exc
@@ -281,9 +281,9 @@ class Executor:
         for name, template in self.program.outputs.items():
             try:
                 outputs[name] = render_value(template, context)
-            except TaskloomError as exc:
+            except Exception as exc:  # any failure here is the run's, never a lost run
                 outputs[name] = None
-                errors.append(f"output '{name}': {exc}")
+                errors.append(f"output '{name}': {_describe(exc)}")
         return outputs, errors
 
     def _emit(self, record: _NodeRecord) -> None:
@@ -296,25 +296,10 @@ class Executor:
                 status=record.status,
                 at_s=self._now(),
                 attempt=record.attempts,
-                generated_tokens=record.usage.generated_tokens,
+                generated_tokens=record.ledger.usage.generated_tokens,
                 error=record.error,
             )
         )
-
-
-async def _run_body(
-    node: Node, context: Mapping[str, Any], env: NodeEnvironment, usage: CallUsage
-) -> Any:
-    if isinstance(node, LLMNode):
-        return await run_llm(node, context, env, usage)
-    if isinstance(node, ToolNode):
-        return await run_tool(node, context, env)
-    if node.kind == "plan":
-        from taskloom.planners.node import run_plan  # planners build on this package
-
-        return await run_plan(node, context, env, usage)
-    assert isinstance(node, MapNode)
-    return await run_map(node, context, env, usage)
 
 
 def _describe(exc: BaseException) -> str:

@@ -2,7 +2,7 @@
 
 `llmcompiler` streams a plan of parallel tool calls with `$N` dependencies, joins the
 results and replans; `react` is the one-call-per-step baseline. Both back the `plan`
-node (`run_plan`).
+node kind (`PlanKind`).
 """
 
 from taskloom.planners.base import (
@@ -20,9 +20,9 @@ from taskloom.planners.base import (
 )
 from taskloom.planners.fetching import TaskFetchingUnit
 from taskloom.planners.joiner import Finish, Joiner, Replan, format_decision, parse_decision
+from taskloom.planners.kind import PlanKind, solve
 from taskloom.planners.llm_calls import PlanLLM, PlannerSettings
 from taskloom.planners.llmcompiler import LLMCompilerPlanner, solve_llmcompiler
-from taskloom.planners.node import run_plan, solve
 from taskloom.planners.parser import JsonPlanParser, TextPlanParser
 from taskloom.planners.plan_format import plan_json_schema
 from taskloom.planners.react import ReActPlanner, solve_react
@@ -38,6 +38,7 @@ __all__ = [
     "LLMCompilerPlanner",
     "Observation",
     "PlanError",
+    "PlanKind",
     "PlanLLM",
     "PlanOutcome",
     "Planner",
@@ -52,7 +53,6 @@ __all__ = [
     "format_decision",
     "parse_decision",
     "plan_json_schema",
-    "run_plan",
     "solve",
     "solve_llmcompiler",
     "solve_react",

@@ -1,6 +1,6 @@
 """LLM calls made on behalf of a `plan` node: planner, joiner and ReAct steps.
 
-Every call goes through the run's scheduler, is counted in the node's usage (tokens are
+Every call goes through the run's scheduler, is counted in the node's ledger (tokens are
 added even when a call is cut short, for instance when the planner stops reading after
 `join()`), and names the node's earlier calls as its parents, so a program-aware
 scheduler sees one growing thread.
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskloom.backends.base import GenerateRequest, Message, SamplingParams
-from taskloom.orchestrator.node_runners import CallUsage, NodeEnvironment
+from taskloom.orchestrator.kinds.base import NodeEnvironment
+from taskloom.orchestrator.llm_call import CallLedger, complete_text, stream_call
 from taskloom.program.models import Defaults, PlanNode
 
 
@@ -40,9 +41,9 @@ class PlannerSettings:
 class PlanLLM:
     """Makes the LLM calls of one node attempt."""
 
-    def __init__(self, env: NodeEnvironment, usage: CallUsage, settings: PlannerSettings) -> None:
+    def __init__(self, env: NodeEnvironment, ledger: CallLedger, settings: PlannerSettings) -> None:
         self.env = env
-        self.usage = usage
+        self.ledger = ledger
         self.settings = settings
 
     def request(
@@ -67,29 +68,15 @@ class PlanLLM:
             model=self.settings.model,
             program_id=env.run_id,
             thread_id=env.node_id,
-            parent_call_ids=(*env.parent_call_ids, *self.usage.call_ids),
+            parent_call_ids=(*env.parent_call_ids, *self.ledger.call_ids),
         )
 
     async def stream(self, request: GenerateRequest) -> AsyncGenerator[str, None]:
         """The answer's text as it is generated; closing the stream aborts the call."""
-        self.usage.llm_calls += 1
-        self.usage.call_ids.append(request.call_id)
-        prompt = generated = cached = 0
-        try:
-            async with aclosing(self.env.scheduler.submit(request)) as chunks:
-                async for chunk in chunks:
-                    prompt, generated = chunk.prompt_tokens, chunk.generated_tokens
-                    cached = chunk.cached_prompt_tokens
-                    if chunk.text:
-                        yield chunk.text
-        finally:
-            self.usage.prompt_tokens += prompt
-            self.usage.generated_tokens += generated
-            self.usage.cached_prompt_tokens += cached
+        async with aclosing(stream_call(self.env.scheduler.submit, request, self.ledger)) as chunks:
+            async for chunk in chunks:
+                if chunk.text:
+                    yield chunk.text
 
     async def complete(self, request: GenerateRequest) -> str:
-        parts: list[str] = []
-        async with aclosing(self.stream(request)) as pieces:
-            async for piece in pieces:
-                parts.append(piece)
-        return "".join(parts)
+        return await complete_text(self.env.scheduler.submit, request, self.ledger)

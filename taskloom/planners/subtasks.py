@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from taskloom.orchestrator.node_runners import NodeEnvironment
+from taskloom.orchestrator.kinds.base import NodeEnvironment
 from taskloom.orchestrator.result import NodeResult, NodeStatus
 from taskloom.planners.base import Observation, Task
 from taskloom.planners.fetching import TaskFetchingUnit

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from taskloom.errors import SourceLocation, SpecError, SpecErrors
+from taskloom.program.kinds import node_models
 from taskloom.program.models import (
     ChatMessage,
     Defaults,
@@ -30,6 +31,7 @@ from taskloom.program.models import (
     Program,
     ToolNode,
 )
+from taskloom.program.spec_model import NodeBase
 
 SpecPath = tuple[str | int, ...]
 _Position = tuple[int, int]  # 1-based line and column
@@ -281,7 +283,7 @@ _MODEL_LABELS: dict[type[BaseModel], str] = {
     ToolNode: "a tool node",
     MapNode: "a map node",
 }
-_NODE_KINDS = ("llm", "tool", "map", "plan")
+
 _MISSING_HINTS: dict[tuple[type[BaseModel], str], str] = {
     (Program, "name"): "give the program a name: `name: my_program`",
     (Program, "nodes"): "add `nodes:`, a mapping from node id to node",
@@ -369,8 +371,8 @@ def _missing_field(path: SpecPath, data: Any, source: SourceMap) -> SpecError:
 
 def _unknown_kind(path: SpecPath, error: ErrorDetails, source: SourceMap) -> SpecError:
     tag = str((error.get("ctx") or {}).get("tag", ""))
-    hint = did_you_mean(tag, _NODE_KINDS) or ""
-    hint = f"{hint} a node's kind is one of: {', '.join(_NODE_KINDS)}".strip()
+    hint = did_you_mean(tag, node_models.names()) or ""
+    hint = f"{hint} a node's kind is one of: {', '.join(node_models.names())}".strip()
     return SpecError(
         f"unknown node kind '{tag}'",
         location=source.locate((*path, "kind")),
@@ -396,7 +398,7 @@ def _missing_kind(path: SpecPath, data: Any, source: SourceMap) -> SpecError:
         "the node has no `kind`",
         location=source.locate_key(path),
         node=_node_of(path),
-        hint=f"add `kind: {guess}` (a node's kind is one of: {', '.join(_NODE_KINDS)})",
+        hint=f"add `kind: {guess}` (a node's kind is one of: {', '.join(node_models.names())})",
     )
 
 
@@ -489,9 +491,11 @@ def _field_by_key(model: type[BaseModel], key: str) -> Any:
 
 def _as_model(annotation: Any, value: Any) -> type[BaseModel] | None:
     candidates = [a for a in _union_members(annotation) if _is_model(a)]
+    kind = value.get("kind") if isinstance(value, dict) else None
+    if candidates == [NodeBase]:  # a node of any registered kind: its kind says which
+        return node_models.model_for(kind) if isinstance(kind, str) else None
     if len(candidates) == 1:
         return typing.cast(type[BaseModel], candidates[0])
-    kind = value.get("kind") if isinstance(value, dict) else None
     for candidate in candidates:
         kind_field = candidate.model_fields.get("kind")
         if kind_field is not None and kind_field.default == kind:

@@ -1,5 +1,8 @@
 """The spec language as Pydantic models.
 
+Node kinds are not listed here: `Program.nodes` reads each node by its registered
+`kind` (`taskloom.program.kinds`), so a new kind is one module and one registration.
+
 A program loaded from YAML and one built here in Python are the same object: `load`
 only parses YAML into these models and remembers where each value came from.
 
@@ -15,13 +18,15 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
     field_validator,
     model_validator,
 )
+
+from taskloom.program.kinds import NodeSpec
+from taskloom.program.spec_model import NodeBase, SpecModel
 
 NODE_ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Names a node may not take because templates use them for something else.
@@ -30,14 +35,10 @@ RESERVED_NAMES = frozenset(
 )
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 JsonType = Literal["string", "integer", "number", "boolean", "array", "object"]
 
 
-class InputSpec(_Model):
+class InputSpec(SpecModel):
     """A typed program input, in JSON-schema style."""
 
     type: JsonType = "string"
@@ -55,7 +56,7 @@ class InputSpec(_Model):
         return schema
 
 
-class Defaults(_Model):
+class Defaults(SpecModel):
     """Program-wide defaults for LLM nodes; a node's own value wins."""
 
     model: str | None = None
@@ -65,31 +66,15 @@ class Defaults(_Model):
     seed: int | None = None
 
 
-class ChatMessage(_Model):
+class ChatMessage(SpecModel):
     role: Literal["system", "user", "assistant"]
     content: str
-
-
-OnError = Literal["fail", "skip", "default"]
-
-
-class _NodeBase(_Model):
-    """Options every node kind shares."""
-
-    description: str = ""
-    when: str | None = None
-    after: list[str] = Field(default_factory=list)
-    timeout: float | None = Field(default=None, gt=0)
-    retries: int = Field(default=0, ge=0)
-    retry_backoff: float = Field(default=0.5, ge=0)
-    on_error: OnError = "fail"
-    default: Any = None
 
 
 AnswerKind = Literal["boxed", "regex", "json_field", "last_number"]
 
 
-class AnswerSpec(_Model):
+class AnswerSpec(SpecModel):
     """How to pull the answer out of a sample, so that samples can be compared.
 
     `boxed`: the last `\\boxed{...}`; `regex`: the last match of `pattern` (its group
@@ -118,7 +103,7 @@ class AnswerSpec(_Model):
         return self
 
 
-class _EarlyStopBase(_Model):
+class _EarlyStopBase(SpecModel):
     # Samples of this node in flight at once when no scheduler allocates them; None:
     # all n at once (fastest, but a rule that fires can only abort what is still running).
     parallel: int | None = Field(default=None, ge=1)
@@ -159,7 +144,7 @@ EarlyStopSpec = Annotated[
 ]
 
 
-class ProbeSpec(_Model):
+class ProbeSpec(SpecModel):
     """Dynasor-CoT probing of one long generation.
 
     Every `every` generated tokens, a short completion (`max_tokens`) of the prompt so
@@ -180,7 +165,7 @@ class ProbeSpec(_Model):
     temperature: float = Field(default=0.0, ge=0.0)
 
 
-class LLMNode(_NodeBase):
+class LLMNode(NodeBase):
     """One LLM call: a prompt or chat messages, each a template."""
 
     kind: Literal["llm"] = "llm"
@@ -201,7 +186,7 @@ class LLMNode(_NodeBase):
     probe: ProbeSpec | None = None
 
 
-class ToolNode(_NodeBase):
+class ToolNode(NodeBase):
     """A call of a registered tool (or `module:function`) with templated arguments."""
 
     kind: Literal["tool"] = "tool"
@@ -212,7 +197,7 @@ class ToolNode(_NodeBase):
 MapBody = Annotated[LLMNode | ToolNode, Field(discriminator="kind")]
 
 
-class MapNode(_NodeBase):
+class MapNode(NodeBase):
     """Fan one llm or tool node out over a list, all items in parallel.
 
     Inside `node`, the current element is `{{ item }}` (or the name given in `as`) and
@@ -222,7 +207,7 @@ class MapNode(_NodeBase):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     kind: Literal["map"] = "map"
-    over: str
+    over: str | list[Any]  # a template that gives a list, or the list itself
     item_name: str = Field(default="item", alias="as")
     node: MapBody
     max_parallel: int | None = Field(default=None, ge=1)
@@ -232,7 +217,7 @@ PlanFormat = Literal["text", "json"]
 PlannerName = Literal["llmcompiler", "react"]
 
 
-class PlanNode(_NodeBase):
+class PlanNode(NodeBase):
     """An LLM planner answers `question` by calling `tools` (LLMCompiler or ReAct).
 
     With `planner: llmcompiler` the model writes a plan of tool calls with `$N`
@@ -261,17 +246,18 @@ class PlanNode(_NodeBase):
     output_schema: dict[str, Any] | None = None
 
 
-Node = Annotated[LLMNode | ToolNode | MapNode | PlanNode, Field(discriminator="kind")]
+Node = NodeBase
+"""A node of any kind (the registered kinds are in `taskloom.program.kinds`)."""
 
 
-class Program(_Model):
+class Program(SpecModel):
     """An agent program: a DAG of LLM and tool calls."""
 
     name: str
     description: str = ""
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
-    nodes: dict[str, Node]
+    nodes: dict[str, NodeSpec]
     outputs: dict[str, str] = Field(default_factory=dict)
     # The scheduling policy for this program's LLM calls (`plas`, `atlas`, `fcfs`, ...);
     # None leaves the choice to the caller (the CLI's --policy, else the default).
@@ -301,38 +287,3 @@ class Program(_Model):
 
     def __hash__(self) -> int:
         return hash(self.model_dump_json())
-
-    async def run(
-        self,
-        inputs: dict[str, Any] | None = None,
-        *,
-        backend: Any = "vllm",
-        model: str | None = None,
-        base_url: str | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        """Run this program (see `taskloom.runtime.run_program`); returns a RunResult."""
-        from taskloom.runtime import run_program
-
-        return await run_program(
-            self, inputs, backend=backend, model=model, base_url=base_url, timeout=timeout
-        )
-
-    def run_sync(
-        self,
-        inputs: dict[str, Any] | None = None,
-        *,
-        backend: Any = "vllm",
-        model: str | None = None,
-        base_url: str | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        """Blocking `run`, on asyncio (the in-process vLLM engine needs it)."""
-        import functools
-
-        import anyio
-
-        call = functools.partial(
-            self.run, inputs, backend=backend, model=model, base_url=base_url, timeout=timeout
-        )
-        return anyio.run(call, backend="asyncio")

@@ -623,7 +623,7 @@ def test_map_over_a_plain_string_is_refused() -> None:
           each: {kind: map, over: "a, b, c", node: {kind: llm, prompt: "{{ item }}"}}
         """
     )
-    assert error.message == "`over` must be a template that gives a list"
+    assert error.message == "`over` must be a list, or a template that gives one"
 
 
 def test_map_item_name_must_not_hide_a_node() -> None:

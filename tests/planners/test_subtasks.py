@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from taskloom.backends.scripted import ScriptedBackend
-from taskloom.orchestrator.node_runners import NodeEnvironment
+from taskloom.orchestrator.kinds import NodeEnvironment, node_kinds
 from taskloom.orchestrator.result import NodeResult, NodeStatus
 from taskloom.orchestrator.scheduler import FifoScheduler
 from taskloom.planners.base import Ref, Task
@@ -37,6 +37,7 @@ def _env(reports: list[NodeResult]) -> NodeEnvironment:
         scheduler=FifoScheduler(ScriptedBackend()),
         tools=ToolRegistry([wait]),
         defaults=Defaults(),
+        kinds=node_kinds,
         report_subtask=reports.append,
         clock=anyio.current_time,
     )

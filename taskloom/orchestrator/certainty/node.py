@@ -27,7 +27,7 @@ from taskloom.orchestrator.certainty.answers import AnswerExtractor, extractor_f
 from taskloom.orchestrator.certainty.probing import generate_with_probes
 from taskloom.orchestrator.certainty.rules import NeverStop, first_check_of, rule_from_spec
 from taskloom.orchestrator.certainty.self_consistency import Sample, vote
-from taskloom.orchestrator.certainty.streaming import Submit, UsageCounter, complete_text
+from taskloom.orchestrator.llm_call import CallLedger, Submit, complete_text
 from taskloom.orchestrator.scheduler.base import Scheduler
 from taskloom.program.models import LLMNode
 
@@ -44,7 +44,7 @@ def is_vote(node: LLMNode) -> bool:
 
 
 async def run_certainty_llm(
-    node: LLMNode, request_for: RequestFactory, scheduler: Scheduler, usage: UsageCounter
+    node: LLMNode, request_for: RequestFactory, scheduler: Scheduler, usage: CallLedger
 ) -> dict[str, Any]:
     extract = extractor_from_spec(node.answer)
     if not is_vote(node):
@@ -60,7 +60,7 @@ async def _run_vote(
     request_for: RequestFactory,
     scheduler: Scheduler,
     extract: AnswerExtractor,
-    usage: UsageCounter,
+    usage: CallLedger,
 ) -> dict[str, Any]:
     rule = rule_from_spec(node.early_stop)
     # Without a rule every sample is needed, so they are one gang.
@@ -79,7 +79,7 @@ def _drawer(
     request_for: RequestFactory,
     submit: Submit,
     extract: AnswerExtractor,
-    usage: UsageCounter,
+    usage: CallLedger,
 ) -> Callable[[int], Any]:
     async def draw(index: int) -> Sample:
         request = request_for(index)

@@ -23,7 +23,7 @@ import anyio
 
 from taskloom.backends.base import GenerateRequest, SamplingParams
 from taskloom.orchestrator.certainty.answers import AnswerExtractor
-from taskloom.orchestrator.certainty.streaming import Submit, UsageCounter, counted
+from taskloom.orchestrator.llm_call import CallLedger, Submit, stream_call
 from taskloom.program.models import ProbeSpec
 
 
@@ -97,7 +97,7 @@ class _Probing:
     spec: ProbeSpec
     extract: AnswerExtractor
     submit: Submit
-    usage: UsageCounter
+    usage: CallLedger
     main_scope: anyio.CancelScope
     results: dict[int, ProbeResult]
     agreed: str | None = None
@@ -108,7 +108,7 @@ class _Probing:
         parts: list[str] = []
         spent = 0
         try:
-            async with aclosing(counted(self.submit, request, self.usage)) as stream:
+            async with aclosing(stream_call(self.submit, request, self.usage)) as stream:
                 async for chunk in stream:
                     parts.append(chunk.text)
                     spent = chunk.generated_tokens
@@ -139,7 +139,7 @@ async def generate_with_probes(
     spec: ProbeSpec,
     extract: AnswerExtractor,
     submit: Submit,
-    usage: UsageCounter,
+    usage: CallLedger,
 ) -> ProbedGeneration:
     """Run `request`, probing it every `spec.every` tokens; see the module doc."""
     parts: list[str] = []
@@ -148,7 +148,7 @@ async def generate_with_probes(
         with anyio.CancelScope() as main_scope:
             state = _Probing(request, spec, extract, submit, usage, main_scope, {})
             next_probe, launched = spec.every, 0
-            async with aclosing(counted(submit, request, usage)) as stream:
+            async with aclosing(stream_call(submit, request, usage)) as stream:
                 async for chunk in stream:
                     parts.append(chunk.text)
                     generated = chunk.generated_tokens

@@ -22,7 +22,8 @@ from taskloom.bench.workloads.llmcompiler import (
     build_llmcompiler_workload,
     token_pieces,
 )
-from taskloom.orchestrator.node_runners import CallUsage, NodeEnvironment
+from taskloom.orchestrator.kinds import NodeEnvironment, node_kinds
+from taskloom.orchestrator.llm_call import CallLedger
 from taskloom.orchestrator.scheduler import FifoScheduler
 from taskloom.planners import Task, TaskFetchingUnit, solve
 from taskloom.planners.parser import JsonPlanParser, TextPlanParser
@@ -145,13 +146,14 @@ def _solve_each(workload: LLMCompilerWorkload) -> tuple[list[Row], list[Row]]:
                     scheduler=FifoScheduler(engine),
                     tools=workload.tools(),
                     defaults=Defaults(),
+                    kinds=node_kinds,
                 )
-                usage = CallUsage()
+                usage = CallLedger()
                 outcome = await solve(node, task.question, env, usage)
                 rows.append(
                     (
                         answers_match(outcome.answer, task.answer),
-                        usage.llm_calls,
+                        usage.usage.llm_calls,
                         anyio.current_time() - start,
                     )
                 )

@@ -20,8 +20,8 @@ from taskloom.orchestrator.certainty.allocation import (
 from taskloom.orchestrator.certainty.answers import last_number
 from taskloom.orchestrator.certainty.rules import BetaRule
 from taskloom.orchestrator.certainty.self_consistency import Sample, VoteOutcome, vote
-from taskloom.orchestrator.certainty.streaming import NullUsage, complete_text
 from taskloom.orchestrator.certainty.tally import VoteTally
+from taskloom.orchestrator.llm_call import CallLedger, complete_text
 from taskloom.orchestrator.scheduler import FifoScheduler
 
 
@@ -157,7 +157,7 @@ def test_under_load_confident_queries_stop_and_hopeless_ones_give_up() -> None:
         async def draw(index: int) -> Sample:
             request = GenerateRequest(call_id=f"{name}/s{index}", prompt=name,
                                       sampling=SamplingParams(max_tokens=10))
-            text = await complete_text(backend.generate, request, NullUsage())
+            text = await complete_text(backend.generate, request, CallLedger())
             return Sample(index, text, last_number(text))
 
         async with pool.admit(QueryDemand(name, cap=32, gang=4)) as lease:

@@ -10,7 +10,7 @@ from taskloom.backends.vllm_engine import VLLMBackend
 from taskloom.orchestrator.certainty.allocation import FixedWidthAllocator, QueryDemand
 from taskloom.orchestrator.certainty.rules import BetaRule
 from taskloom.orchestrator.certainty.self_consistency import Sample, VoteOutcome, vote
-from taskloom.orchestrator.certainty.streaming import complete_text
+from taskloom.orchestrator.llm_call import complete_text
 
 pytestmark = pytest.mark.engine
 

@@ -19,7 +19,7 @@ from taskloom.orchestrator.certainty.probing import (
     probe_request,
     probes_agree,
 )
-from taskloom.orchestrator.certainty.streaming import NullUsage
+from taskloom.orchestrator.llm_call import CallLedger
 from taskloom.program.models import AnswerSpec, ProbeSpec
 
 SPEC = ProbeSpec(every=10, agree=3, max_tokens=6)
@@ -77,7 +77,7 @@ def thinker(
 
 def run_probed(backend: ScriptedBackend) -> ProbedGeneration:
     async def main() -> ProbedGeneration:
-        return await generate_with_probes(MAIN, SPEC, BOXED, backend.generate, NullUsage())
+        return await generate_with_probes(MAIN, SPEC, BOXED, backend.generate, CallLedger())
 
     return run_virtual(main)
 

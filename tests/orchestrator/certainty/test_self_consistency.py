@@ -12,7 +12,7 @@ from taskloom.orchestrator.certainty.allocation import FixedWidthAllocator, Quer
 from taskloom.orchestrator.certainty.answers import last_number
 from taskloom.orchestrator.certainty.rules import BetaRule, CertaindexRule, NeverStop, StoppingRule
 from taskloom.orchestrator.certainty.self_consistency import Sample, VoteOutcome, vote
-from taskloom.orchestrator.certainty.streaming import NullUsage, complete_text
+from taskloom.orchestrator.llm_call import CallLedger, complete_text
 
 
 def request(index: int) -> GenerateRequest:
@@ -23,7 +23,7 @@ def request(index: int) -> GenerateRequest:
 async def run_vote(
     backend: ScriptedBackend, n: int, rule: StoppingRule, width: int | None = None
 ) -> VoteOutcome:
-    usage = NullUsage()
+    usage = CallLedger()
 
     async def draw(index: int) -> Sample:
         text = await complete_text(backend.generate, request(index), usage)
@@ -141,7 +141,7 @@ def test_a_failing_sample_fails_the_vote_and_aborts_the_others() -> None:
 
     async def main() -> None:
         async def draw(index: int) -> Sample:
-            text = await complete_text(backend.generate, request(index), NullUsage())
+            text = await complete_text(backend.generate, request(index), CallLedger())
             if text == "boom":
                 raise Boom
             return Sample(index, text, None)

@@ -1,0 +1,48 @@
+"""What the compiler and the tool node kind need from a tool registry.
+
+Protocols, so that the orchestrator does not depend on how tools are registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any, Protocol
+
+
+class ToolLike(Protocol):
+    """What the compiler needs to know about one tool. (Read-only properties, so that
+    frozen dataclasses and computed schemas both satisfy it.)"""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """JSON schema of the arguments (`properties`, `required`)."""
+        ...
+
+    def check_static_args(
+        self, literal_args: Mapping[str, Any], templated: Collection[str]
+    ) -> list[str]:
+        """Problems with the arguments known before the run (templated ones by name only)."""
+        ...
+
+
+class ToolCatalog(Protocol):
+    """The tools a program may call, looked up by name (or `module:function`)."""
+
+    def __contains__(self, name: object) -> bool: ...
+
+    def names(self) -> list[str]: ...
+
+    def get(self, name: str) -> ToolLike: ...
+
+
+def tool_signature_hint(tool: ToolLike) -> str:
+    """`tool 'x' takes: a, b?` (a `?` marks an optional argument)."""
+    properties = tool.input_schema.get("properties") or {}
+    required = set(tool.input_schema.get("required") or [])
+    if not properties:
+        return f"tool '{tool.name}' takes no arguments"
+    listed = [f"{name}{'' if name in required else '?'}" for name in properties]
+    return f"tool '{tool.name}' takes: {', '.join(listed)}"
