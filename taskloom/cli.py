@@ -260,25 +260,12 @@ async def _run_until_interrupted(
     progress: LiveProgress,
     interrupted: anyio.Event,
 ) -> RunResult:
-    finished: list[RunResult] = []
-    async with anyio.create_task_group() as group:
-
-        async def execute() -> None:
-            finished.append(
-                await runtime.run(graph.program, given, timeout=timeout, on_event=progress.update)
-            )
-            group.cancel_scope.cancel()
-
-        async def stop_on_interrupt() -> None:
-            await interrupted.wait()
-            group.cancel_scope.cancel()
-
-        group.start_soon(execute)
-        group.start_soon(stop_on_interrupt)
-    if finished:
-        return finished[0]
-    partial: RunResult = runtime.last_result
-    return partial.with_status(RunStatus.CANCELLED, "cancelled by the user (Ctrl-C)")
+    result: RunResult = await runtime.run(
+        graph.program, given, timeout=timeout, cancel=interrupted, on_event=progress.update
+    )
+    if interrupted.is_set() and result.status is RunStatus.CANCELLED:
+        return result.with_status(RunStatus.CANCELLED, "cancelled by the user (Ctrl-C)")
+    return result
 
 
 def _parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
