@@ -82,16 +82,21 @@ class LLMKind(NodeKind[LLMNode]):
         if uses_certainty(node):  # self-consistency vote, early stopping, probing
             return await run_certainty_llm(node, request_for, env.scheduler, ledger)
 
+        async def sample(index: int) -> Any:
+            text = await complete_text(env.scheduler.submit, request_for(index), ledger)
+            return parse_structured(text, node.output_schema)
+
+        if node.n == 1:  # the common case needs no task group
+            return await sample(0)
         samples: list[Any] = [None] * node.n
 
         async def one_sample(index: int) -> None:
-            text = await complete_text(env.scheduler.submit, request_for(index), ledger)
-            samples[index] = parse_structured(text, node.output_schema)
+            samples[index] = await sample(index)
 
         async with anyio.create_task_group() as group:
             for index in range(node.n):
                 group.start_soon(one_sample, index)
-        return samples[0] if node.n == 1 else samples
+        return samples
 
 
 def render_messages(node: LLMNode, context: Mapping[str, Any]) -> tuple[Message, ...]:

@@ -23,7 +23,7 @@ from taskloom.orchestrator.kinds import (
 )
 from taskloom.orchestrator.kinds.base import JsonSchema, SpecPath
 from taskloom.orchestrator.llm_call import CallLedger
-from taskloom.orchestrator.result import NodeStatus, RunStatus
+from taskloom.orchestrator.result import RunStatus
 from taskloom.program.load import loads
 from taskloom.program.refs import render_template
 from taskloom.program.spec_model import NodeBase

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from taskloom.backends.base import GenerateRequest
 from taskloom.backends.scripted import ScriptedBackend
 from taskloom.orchestrator.kinds import NodeEnvironment, node_kinds
 from taskloom.orchestrator.llm_call import CallLedger, NodeOutputError
@@ -56,7 +55,9 @@ async def test_n_samples_are_separate_calls_with_distinct_seeds() -> None:
     node = LLMNode(prompt="p", n=3, seed=7, max_tokens=5)
     output, ledger = await _run(node, backend)
     assert output == ["seed 7", "seed 8", "seed 9"]
-    assert sorted(r.call_id for r in backend.seen) == ["r1/ask/a2/s0", "r1/ask/a2/s1", "r1/ask/a2/s2"]
+    assert sorted(r.call_id for r in backend.seen) == [
+        "r1/ask/a2/s0", "r1/ask/a2/s1", "r1/ask/a2/s2",
+    ]
     assert {r.thread_id for r in backend.seen} == {"ask/s0", "ask/s1", "ask/s2"}
     assert all(r.sampling.max_tokens == 5 for r in backend.seen)
     assert ledger.usage.llm_calls == 3 and sorted(ledger.call_ids) == sorted(

@@ -25,7 +25,10 @@ async def test_a_literal_list_is_mapped_with_per_item_call_ids() -> None:
     spec = """
 name: m
 nodes:
-  each: {kind: map, over: [Oslo, Lima, "{{ inputs.extra }}"], node: {kind: llm, prompt: "City {{ item }} #{{ index }}"}}
+  each:
+    kind: map
+    over: [Oslo, Lima, "{{ inputs.extra }}"]
+    node: {kind: llm, prompt: "City {{ item }} #{{ index }}"}
 inputs:
   extra: {type: string, default: Pune}
 """
@@ -38,7 +41,11 @@ inputs:
 
 
 def test_a_plain_string_is_not_a_list() -> None:
-    spec = 'name: m\nnodes:\n  each: {kind: map, over: "a, b", node: {kind: llm, prompt: "{{ item }}"}}\n'
+    spec = """
+name: m
+nodes:
+  each: {kind: map, over: "a, b", node: {kind: llm, prompt: "{{ item }}"}}
+"""
     with pytest.raises(Exception, match="`over` must be a list, or a template that gives one"):
         compile_program(loads(spec))
 
@@ -64,7 +71,11 @@ async def test_max_parallel_bounds_the_items_in_flight() -> None:
     spec = """
 name: m
 nodes:
-  each: {kind: map, over: [1, 2, 3, 4, 5], max_parallel: 2, node: {kind: tool, tool: hold, args: {x: "{{ item }}"}}}
+  each:
+    kind: map
+    over: [1, 2, 3, 4, 5]
+    max_parallel: 2
+    node: {kind: tool, tool: hold, args: {x: "{{ item }}"}}
 """
     result = await Runtime(ScriptedBackend(), tools=ToolRegistry([hold])).run(loads(spec))
     assert result.nodes["each"].output == [2, 4, 6, 8, 10]
