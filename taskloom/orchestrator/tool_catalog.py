@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
+from taskloom.naming import did_you_mean
+
 
 class ToolLike(Protocol):
     """What the compiler needs to know about one tool. (Read-only properties, so that
@@ -46,3 +48,9 @@ def tool_signature_hint(tool: ToolLike) -> str:
         return f"tool '{tool.name}' takes no arguments"
     listed = [f"{name}{'' if name in required else '?'}" for name in properties]
     return f"tool '{tool.name}' takes: {', '.join(listed)}"
+
+
+def unknown_tool_hint(name: str, catalog: ToolCatalog) -> str:
+    """The closest tool name, else every name the catalog has."""
+    names = catalog.names()
+    return did_you_mean(name, names) or f"known tools: {', '.join(sorted(names)) or '(none)'}"
