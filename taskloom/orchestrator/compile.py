@@ -17,9 +17,10 @@ import jsonschema
 import networkx as nx
 
 from taskloom.errors import SourceLocation, SpecError, SpecErrors
+from taskloom.naming import did_you_mean
 from taskloom.orchestrator.certainty.node import certainty_output_schema
 from taskloom.orchestrator.scheduler.registry import policy_names
-from taskloom.program.load import SourceMap, did_you_mean
+from taskloom.program.load import SourceMap
 from taskloom.program.models import (
     NODE_ID_PATTERN,
     LLMNode,
