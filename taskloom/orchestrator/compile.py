@@ -489,8 +489,7 @@ class _Checker:
                 f"unknown tool '{node.tool}'",
                 (*path, "tool"),
                 node=node_id,
-                hint=did_you_mean(node.tool, names)
-                or f"known tools: {', '.join(sorted(names)) or '(none)'}",
+                hint=did_you_mean(node.tool, names) or _unknown_tool_hint(self.tools, node.tool),
             )
             return
         literal = {k: v for k, v in node.args.items() if not is_templated(v)}
@@ -518,8 +517,7 @@ class _Checker:
                     f"unknown tool '{name}' in the planner's tools",
                     (*path, "tools", index),
                     node=node_id,
-                    hint=did_you_mean(name, names)
-                    or f"known tools: {', '.join(sorted(names)) or '(none)'}",
+                    hint=did_you_mean(name, names) or _unknown_tool_hint(self.tools, name),
                 )
 
     # -- references
@@ -661,6 +659,17 @@ class _Checker:
                 "references or `after` entries",
             )
             remaining.remove_edges_from(edges)
+
+
+def _unknown_tool_hint(tools: ToolCatalog, name: str) -> str:
+    """For a `module:function` reference, the catalog's own reason it has no such tool
+    (an import the policy refused, a missing module); else the tools it knows."""
+    if ":" in name:
+        try:
+            tools.get(name)
+        except Exception as exc:  # whatever a catalog raises, its message is the reason
+            return str(exc)
+    return f"known tools: {', '.join(sorted(tools.names())) or '(none)'}"
 
 
 def _tool_signature_hint(tool: ToolLike) -> str:

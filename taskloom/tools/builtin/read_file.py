@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from taskloom.errors import ToolError
-from taskloom.tools.registry import Tool, tool
+from taskloom.tools.tool import Tool, tool
 
 DEFAULT_MAX_BYTES = 65536
 # A ceiling on what one call may ask for, so a planner cannot pull a huge file into memory.

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from taskloom.errors import ToolError
 from taskloom.tools.builtin.read_file import resolve_under_root
-from taskloom.tools.registry import Tool, tool
+from taskloom.tools.tool import Tool, tool
 
 DEFAULT_MAX_ROWS = 1000
 MAX_ROWS_CEILING = 100_000
