@@ -1,11 +1,11 @@
 """YAML text to plain data and a SourceMap, with every PyYAML problem located.
 
-Hostile YAML is refused before it can cost much: one pass over the parser's events
-bounds nesting depth and alias expansion (a "billion laughs" file expands nine aliases
-nine levels deep), and refuses an alias inside the node it names. Only then is the
-text composed and constructed, by a safe loader whose scalar constructors report bad
-tagged values (`!!int abc`, `!!timestamp 2020-13-45`) and oversized integers at their
-mark instead of raising ValueError.
+Hostile YAML is refused before it can cost much: while composing, the loader bounds
+nesting depth and alias expansion (a "billion laughs" file expands nine aliases nine
+levels deep) and refuses an alias inside the node it names, each at the event that
+crosses the line. Its constructors report bad tagged values (`!!int abc`,
+`!!timestamp 2020-13-45`) and oversized integers at their mark instead of raising
+ValueError.
 """
 
 from __future__ import annotations
@@ -44,8 +44,7 @@ class ParsedYaml:
 def parse_yaml(text: str, filename: str) -> ParsedYaml:
     """Parse one YAML document; raises a located SpecError for anything PyYAML refuses."""
     try:
-        _check_shape(text, filename)
-        loader = _SpecLoader(text)
+        loader = _SpecLoader(text, filename)
     except yaml.reader.ReaderError as exc:
         raise _reader_error(exc, text, filename) from None
     except yaml.MarkedYAMLError as exc:
@@ -64,47 +63,7 @@ def parse_yaml(text: str, filename: str) -> ParsedYaml:
     return ParsedYaml(data, index_positions(root, filename), duplicates)
 
 
-# ---------------------------------------------------------------- limits, before composing
-
-
-@dataclass
-class _Open:
-    anchor: str | None
-    size: int = 1
-
-
-def _check_shape(text: str, filename: str) -> None:
-    """Refuse deep nesting, alias bombs and recursive aliases, at the event that crosses."""
-    open_nodes: list[_Open] = []
-    anchored_sizes: dict[str, int] = {}
-    expanded = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            if len(open_nodes) >= MAX_DEPTH:
-                raise _too_deep(mark_location(filename, event.start_mark))
-            open_nodes.append(_Open(event.anchor))
-            continue
-        if isinstance(event, yaml.CollectionEndEvent):
-            closed = open_nodes.pop()
-            size = closed.size
-            if closed.anchor is not None:
-                anchored_sizes[closed.anchor] = size
-        elif isinstance(event, yaml.ScalarEvent):
-            size = 1
-            if event.anchor is not None:
-                anchored_sizes[event.anchor] = size
-        elif isinstance(event, yaml.AliasEvent):
-            if any(node.anchor == event.anchor for node in open_nodes):
-                raise _recursive_alias(event, filename)
-            # An undefined alias counts as one; the composer reports it with its mark.
-            size = anchored_sizes.get(event.anchor or "", 1)
-            expanded += size
-            if expanded > MAX_ALIAS_EXPANSION:
-                raise _alias_bomb(mark_location(filename, event.start_mark))
-        else:
-            continue
-        if open_nodes:
-            open_nodes[-1].size += size
+# ---------------------------------------------------------------- limits, while composing
 
 
 def _too_deep(location: SourceLocation) -> SpecError:
@@ -123,10 +82,10 @@ def _alias_bomb(location: SourceLocation) -> SpecError:
     )
 
 
-def _recursive_alias(event: yaml.AliasEvent, filename: str) -> SpecError:
+def _recursive_alias(anchor: str, location: SourceLocation) -> SpecError:
     return SpecError(
-        f"the alias '*{event.anchor}' is inside the value it names",
-        location=mark_location(filename, event.start_mark),
+        f"the alias '*{anchor}' is inside the value it names",
+        location=location,
         hint="a value cannot contain itself; write the inner value out instead",
     )
 
@@ -135,7 +94,44 @@ def _recursive_alias(event: yaml.AliasEvent, filename: str) -> SpecError:
 
 
 class _SpecLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, with constructor failures raised as located YAML errors."""
+    """PyYAML's safe loader, bounded while it composes (nesting depth, alias expansion,
+    recursive aliases) and with constructor failures raised as located YAML errors."""
+
+    def __init__(self, text: str, filename: str) -> None:
+        super().__init__(text)
+        self.filename = filename
+        self.depth = 0
+        self.open_anchors: set[str] = set()
+        self.expanded = 0
+        self.sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            self._count_alias(event)
+        if not isinstance(event, yaml.CollectionStartEvent):
+            return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:
+            raise _too_deep(mark_location(self.filename, event.start_mark))
+        self.depth += 1
+        if event.anchor is not None:
+            self.open_anchors.add(event.anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+            self.open_anchors.discard(event.anchor or "")
+
+    def _count_alias(self, event: yaml.AliasEvent) -> None:
+        location = mark_location(self.filename, event.start_mark)
+        anchor = event.anchor or ""
+        if anchor in self.open_anchors:
+            raise _recursive_alias(anchor, location)
+        node = self.anchors.get(anchor)
+        # An undefined alias is left to the composer, which reports it with its mark.
+        self.expanded += _expanded_size(node, self.sizes) if node is not None else 0
+        if self.expanded > MAX_ALIAS_EXPANSION:
+            raise _alias_bomb(location)
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
@@ -152,6 +148,19 @@ class _SpecLoader(yaml.SafeLoader):
                 node.start_mark,
             )
         return value
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values `node` holds once its aliases are expanded (memoised, so shared
+    nodes are counted without being walked again)."""
+    if id(node) not in sizes:
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
 
 
 def _tag_name(tag: str) -> str:
