@@ -18,14 +18,21 @@ from rich.console import Console
 from taskloom.backends.factory import BackendName as EngineName
 from taskloom.bench.cli import bench_app
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json
-from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, root_cause
+from taskloom.errors import (
+    BackendError,
+    SpecError,
+    SpecErrors,
+    TaskloomError,
+    ToolError,
+    root_cause,
+)
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
 from taskloom.orchestrator.inputs import InputError, resolve_inputs
 from taskloom.orchestrator.result import RunResult, RunStatus
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, policy_names
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.load import load
-from taskloom.tools.registry import default_registry
+from taskloom.tools.registry import ImportPolicy, ToolRegistry, default_registry
 
 app = typer.Typer(
     help=(
@@ -67,14 +74,34 @@ AllowHostOpt = Annotated[
     list[str] | None,
     typer.Option("--allow-host", help="A host http_get may fetch from (repeatable)."),
 ]
+AllowImportOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-import",
+        help="Trust this module (or package prefix) for `tool: module:function` "
+        "(repeatable). Modules beside the spec are trusted; no other module is imported.",
+    ),
+]
 
 
-def _check(spec: Path, tools_root: Path, allow_host: list[str] | None) -> TaskGraph:
+def _registry(
+    spec: Path, tools_root: Path, allow_host: list[str] | None, allow_import: list[str] | None
+) -> ToolRegistry:
+    """The built-in tools, plus `module:function` tools from modules beside the spec or
+    named with --allow-import; exit 2 on a malformed --allow-import."""
+    try:
+        policy = ImportPolicy.beside(spec, allow_import or ())
+    except ToolError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    return default_registry(root=tools_root, allowed_hosts=allow_host or (), import_policy=policy)
+
+
+def _check(spec: Path, tools: ToolRegistry) -> TaskGraph:
     """Load and compile, or print located errors and exit 1."""
     try:
         program = load(spec)
-        return compile_program(program, default_registry(root=tools_root,
-                                                         allowed_hosts=allow_host or ()))
+        return compile_program(program, tools)
     except (SpecError, SpecErrors) as exc:
         errors = exc.errors if isinstance(exc, SpecErrors) else [exc]
         for error in errors:
@@ -87,13 +114,14 @@ def validate(
     spec: SpecArg,
     tools_root: ToolsRootOpt = Path("."),
     allow_host: AllowHostOpt = None,
+    allow_import: AllowImportOpt = None,
 ) -> None:
     """Check a spec without running it.
 
     Exits 0 and prints a summary of the graph (nodes, edges, widest parallel level,
     critical path); on any error exits 1 and prints FILE:LINE:COL: message, with a hint.
     """
-    graph = _check(spec, tools_root, allow_host)
+    graph = _check(spec, _registry(spec, tools_root, allow_host, allow_import))
     typer.echo(f"{spec}: ok — {graph.program.name}")
     typer.echo(describe(graph.stats))
 
@@ -130,6 +158,7 @@ def run(
     ] = True,
     tools_root: ToolsRootOpt = Path("."),
     allow_host: AllowHostOpt = None,
+    allow_import: AllowImportOpt = None,
     verbose: Annotated[bool, typer.Option(help="Show the engine's own log lines.")] = False,
     policy: Annotated[
         str | None, typer.Option(
@@ -152,7 +181,8 @@ def run(
     outputs. Exit codes: 0 ok, 1 spec error, 2 bad inputs, 3 a node failed, 4 engine
     error, 130 cancelled (Ctrl-C or --timeout); nothing already computed is lost.
     """
-    graph = _check(spec, tools_root, allow_host)
+    tools = _registry(spec, tools_root, allow_host, allow_import)
+    graph = _check(spec, tools)
     if not verbose:
         # vLLM logs every engine setting at INFO; a person running a spec wants progress.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -171,7 +201,7 @@ def run(
     try:
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
-            store, json_out, tools_root, allow_host or [], policy, sample_slots,
+            store, json_out, tools, policy, sample_slots,
         )
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
@@ -212,8 +242,7 @@ async def _run_interruptibly(
     timeout: float | None,
     store: RunStore | None,
     quiet: bool,
-    tools_root: Path,
-    allow_host: list[str],
+    tools: ToolRegistry,
     policy: str,
     sample_slots: int | None,
 ) -> RunResult | None:
@@ -221,7 +250,6 @@ async def _run_interruptibly(
     aborted and the partial result is returned rather than lost."""
     from taskloom.runtime import Runtime
 
-    tools = default_registry(root=tools_root, allowed_hosts=allow_host)
     result: RunResult | None = None
     running = False
     async with anyio.create_task_group() as group:
@@ -301,11 +329,12 @@ def graph(
     ],
     tools_root: ToolsRootOpt = Path("."),
     allow_host: AllowHostOpt = None,
+    allow_import: AllowImportOpt = None,
 ) -> None:
     """Draw the program's DAG; the format follows the output file's extension."""
     from taskloom.orchestrator.draw import UnknownFormat, write_graph
 
-    task_graph = _check(spec, tools_root, allow_host)
+    task_graph = _check(spec, _registry(spec, tools_root, allow_host, allow_import))
     try:
         write_graph(task_graph, output)
     except UnknownFormat as exc:

@@ -267,13 +267,16 @@ class ProgramChecker:
     def _check_cycles(self, graph: nx.DiGraph) -> None:
         if nx.is_directed_acyclic_graph(graph):  # linear time; find_cycle is far slower
             return
-        remaining = graph.copy()
+        # One cycle per strongly connected component: linear overall, where finding and
+        # removing cycles one at a time was quadratic in a long chain of them.
         rank = {node_id: position for position, node_id in enumerate(self.program.nodes)}
-        while True:
-            try:
-                edges = nx.find_cycle(remaining)
-            except nx.NetworkXNoCycle:
-                return
+        tangles = [
+            sorted(component, key=rank.__getitem__)
+            for component in nx.strongly_connected_components(graph)
+            if len(component) > 1 or any(graph.has_edge(n, n) for n in component)
+        ]
+        for tangle in sorted(tangles, key=lambda nodes: rank[nodes[0]]):
+            edges = nx.find_cycle(graph.subgraph(tangle), source=tangle[0])
             cycle = [u for u, _ in edges]
             start = min(range(len(cycle)), key=lambda i: rank[cycle[i]])
             cycle = cycle[start:] + cycle[:start]
@@ -285,4 +288,3 @@ class ProgramChecker:
                 hint="a node cannot wait for its own output; remove one of these "
                 "references or `after` entries",
             )
-            remaining.remove_edges_from(edges)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
 
 from taskloom.errors import TaskloomError
+from taskloom.naming import did_you_mean
 from taskloom.program.models import Program
 
 
@@ -22,8 +22,8 @@ def resolve_inputs(program: Program, given: Mapping[str, Any]) -> dict[str, Any]
     problems: list[str] = []
     for name in given:
         if name not in declared:
-            close = difflib.get_close_matches(name, list(declared), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(name, declared)
+            hint = f" ({hint})" if hint else ""
             problems.append(f"unknown input '{name}'{hint}; declared: {sorted(declared)}")
     resolved: dict[str, Any] = {}
     for name, spec in declared.items():

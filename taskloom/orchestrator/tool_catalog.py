@@ -51,6 +51,15 @@ def tool_signature_hint(tool: ToolLike) -> str:
 
 
 def unknown_tool_hint(name: str, catalog: ToolCatalog) -> str:
-    """The closest tool name, else every name the catalog has."""
+    """The closest tool name; for a `module:function` reference, the catalog's own reason
+    it has no such tool (an import the policy refused, a missing module); else every
+    name the catalog has."""
     names = catalog.names()
-    return did_you_mean(name, names) or f"known tools: {', '.join(sorted(names)) or '(none)'}"
+    if (close := did_you_mean(name, names)) is not None:
+        return close
+    if ":" in name:
+        try:
+            catalog.get(name)
+        except Exception as exc:  # whatever a catalog raises, its message is the reason
+            return str(exc)
+    return f"known tools: {', '.join(sorted(names)) or '(none)'}"
