@@ -38,6 +38,7 @@ from taskloom.program.refs import (
     sole_reference,
     template_references,
 )
+from taskloom.program.schemas import check_schema
 
 SpecPath = tuple[str | int, ...]
 JsonSchema = dict[str, Any]
@@ -423,7 +424,7 @@ class _Checker:
 
     def _check_output_schema(self, node_id: str, schema: JsonSchema, path: SpecPath) -> None:
         try:
-            jsonschema.validators.validator_for(schema).check_schema(schema)
+            check_schema(schema)
         except jsonschema.SchemaError as exc:
             self._report(
                 f"output_schema is not a valid JSON schema: {exc.message}",

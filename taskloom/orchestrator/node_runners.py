@@ -19,6 +19,7 @@ from taskloom.errors import TaskloomError
 from taskloom.orchestrator.certainty.node import run_certainty_llm, uses_certainty
 from taskloom.orchestrator.result import NodeResult
 from taskloom.orchestrator.scheduler.base import Scheduler
+from taskloom.program import schemas
 from taskloom.program.models import Defaults, LLMNode, MapNode, ToolNode
 from taskloom.program.refs import evaluate_condition, render_template, render_value
 from taskloom.tools.registry import ToolRegistry
@@ -186,7 +187,7 @@ def _parse_json_output(text: str, schema: dict[str, Any]) -> Any:
             f"{_preview(text)}; if it was cut off, raise max_tokens"
         ) from exc
     try:
-        jsonschema.validate(value, schema)
+        schemas.validate(value, schema)
     except jsonschema.ValidationError as exc:
         raise NodeOutputError(
             f"the model's JSON does not match output_schema: {exc.message}"
