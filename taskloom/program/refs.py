@@ -19,7 +19,7 @@ from jinja2.parser import Parser
 
 from taskloom.errors import TaskloomError
 from taskloom.program import template_limits as limits
-from taskloom.program.render_deadline import WATCHDOG, RenderDeadlineExceeded
+from taskloom.program.render_deadline import RenderDeadlineExceeded, call_with_deadline
 from taskloom.program.sandbox import BoundedSandbox
 from taskloom.program.template_limits import TemplateLimitError, template_limits
 
@@ -214,10 +214,12 @@ def _call_arguments(call: nodes.Call) -> Iterator[nodes.Node]:
 @functools.lru_cache(maxsize=1024)
 def _parse_template(template: str) -> nodes.Template:
     try:
-        return _ENV.parse(template)
+        tree = _ENV.parse(template)
+        limits.check_nesting(tree)  # before anything recurses over it
+        return tree
     except jinja2.TemplateSyntaxError as exc:
         raise _syntax_error(exc, template) from None
-    except RecursionError:
+    except (RecursionError, TemplateLimitError):
         raise _too_deep(template) from None
 
 
@@ -228,20 +230,22 @@ def _parse_expression(expr: str) -> nodes.Expr:
         tree = parser.parse_expression()
         if not parser.stream.eos:
             parser.fail(f"unexpected '{parser.stream.current.value}' after the expression")
+        limits.check_nesting(tree)
         return tree
     except jinja2.TemplateSyntaxError as exc:
         raise _syntax_error(exc, expr) from None
-    except RecursionError:
+    except (RecursionError, TemplateLimitError):
         raise _too_deep(expr) from None
 
 
-# Compiling is Jinja's code generator, then Python's compiler: a long chain such as
-# `1 + 1 + ... + 1` nests one level per term and overflows either's recursion.
+# What compiling a parsed template can still raise: Jinja's code generator and
+# Python's compiler each have their own limits on nesting.
 _COMPILE_FAILURES = (RecursionError, SyntaxError, MemoryError)
 
 
 @functools.lru_cache(maxsize=1024)
 def _compile_template(template: str) -> jinja2.Template:
+    _parse_template(template)  # same syntax errors and nesting limit
     try:
         return _ENV.from_string(template)
     except jinja2.TemplateSyntaxError as exc:
@@ -264,9 +268,10 @@ def _syntax_error(exc: jinja2.TemplateSyntaxError, source: str) -> TemplateError
 
 
 def _too_deep(source: str | None) -> TemplateError:
+    limit = template_limits().max_nesting
     return TemplateError(
-        "template nests too deeply to compile (a very long chain of operators, or deep "
-        "brackets); split it with {% set %}",
+        f"template nests too deeply (over {limit} levels, max_nesting): a very long chain "
+        "of operators or deep brackets; split it with {% set %}",
         template=source,
     )
 
@@ -325,17 +330,10 @@ def evaluate_condition(expr: str, context: Mapping[str, Any]) -> bool:
     return bool(_within_deadline(source, _evaluate, source, context))
 
 
-def _within_deadline(
-    source: str | None, work: Callable[..., _Result], *args: Any
-) -> _Result:
-    """`work(*args)`, interrupted once it runs past `max_render_seconds`."""
+def _within_deadline(source: str | None, work: Callable[..., _Result], *args: Any) -> _Result:
     seconds = template_limits().max_render_seconds
-    WATCHDOG.arm(seconds)
     try:
-        try:
-            return work(*args)
-        finally:
-            WATCHDOG.disarm()
+        return call_with_deadline(seconds, work, *args)
     except RenderDeadlineExceeded:
         raise TemplateError(
             f"template ran past its time limit of {seconds:g}s (max_render_seconds); "

@@ -22,7 +22,11 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+_Result = TypeVar("_Result")
 
 
 class RenderDeadlineExceeded(BaseException):
@@ -121,3 +125,13 @@ def _set_async_exception(thread_id: int, exception: type[BaseException] | None) 
 
 WATCHDOG = RenderWatchdog()
 os.register_at_fork(after_in_child=WATCHDOG._after_fork)
+
+
+def call_with_deadline(seconds: float, work: Callable[..., _Result], *args: Any) -> _Result:
+    """`work(*args)`, interrupted with `RenderDeadlineExceeded` past `seconds`. The
+    exception may also arrive as `work` returns: catch it around this call."""
+    WATCHDOG.arm(seconds)
+    try:
+        return work(*args)
+    finally:
+        WATCHDOG.disarm()

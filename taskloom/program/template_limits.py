@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.utils import Namespace
 
@@ -22,6 +23,9 @@ MAX_OUTPUT_CHARS = 1 << 20  # 1 MiB of text: far more than any model's prompt
 MAX_INTEGER_BITS = 4096  # as the calculator; Python prints at most ~14,000 bits anyway
 MAX_COLLECTION_ITEMS = 100_000  # as Jinja's own cap on `range`
 MAX_RENDER_SECONDS = 1.0  # a template renders in microseconds; loops are the danger
+# Levels of syntax (`a + b + c` is two). Python's compiler slows sharply on the code of a
+# deeply nested expression (a second at ~150 levels, all in one C call) and fails at 200.
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class TemplateLimits:
     max_integer_bits: int = MAX_INTEGER_BITS
     max_collection_items: int = MAX_COLLECTION_ITEMS
     max_render_seconds: float = MAX_RENDER_SECONDS
+    max_nesting: int = MAX_NESTING
 
 
 _limits = TemplateLimits()
@@ -132,6 +137,20 @@ def _children(item: Any) -> list[Any] | None:
     if isinstance(item, list | tuple | set | frozenset):
         return list(item)
     return None
+
+
+def check_nesting(tree: nodes.Node) -> None:
+    """Refuse a syntax tree deeper than `max_nesting`, before anything compiles it."""
+    limit = _limits.max_nesting
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise TemplateLimitError(
+                f"the template nests too deeply: over {limit} levels (max_nesting); "
+                "split a long expression with {% set %}"
+            )
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
 
 
 def check_power(base: Any, exponent: Any) -> None:
