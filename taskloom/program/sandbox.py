@@ -149,7 +149,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         return functools.update_wrapper(bounded_format, value)
 
     def join_operands(self, operands: tuple[Any, ...], autoescape: bool) -> str:
-        limits.check_join("", list(operands))
+        limits.check_join("", operands)
         return markup_join(operands) if autoescape else str_join(operands)
 
 

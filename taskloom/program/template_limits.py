@@ -105,7 +105,11 @@ def approx_text_size(value: Any, budget: int, indent: int = 0) -> int:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        total += indent * depth + _scalar_size(item)
+        total += indent * depth
+        if type(item) in _PLAIN_SCALARS:  # most items: skip the ABC checks below
+            total += len(item) + 2 if type(item) is str else 24
+            continue
+        total += _scalar_size(item)
         children = _children(item)
         if children is not None:
             stack.extend((child, depth + 1) for child in children)
@@ -113,6 +117,11 @@ def approx_text_size(value: Any, budget: int, indent: int = 0) -> int:
         if total > budget:
             return total
     return total
+
+
+# Exact types whose text is short (or, for str, its length); int is not here: it can be
+# thousands of digits long.
+_PLAIN_SCALARS = frozenset({str, float, bool, type(None)})
 
 
 def _scalar_size(item: Any) -> int:
@@ -222,11 +231,17 @@ def check_format_spec(spec: str) -> None:
         check_chars(sum(int(n) for n in _FORMAT_NUMBER.findall(spec)), "the formatted field")
 
 
-def check_join(separator: str, parts: list[Any]) -> None:
+def check_join(separator: str, parts: list[Any] | tuple[Any, ...]) -> None:
     budget = _limits.max_output_chars
     total = len(separator) * max(len(parts) - 1, 0)
     for part in parts:
-        total += len(part) if type(part) is str else approx_text_size(part, budget)
+        kind = type(part)
+        if kind is str:
+            total += len(part)
+        elif kind is int:
+            total += part.bit_length() // 3 + 2
+        else:
+            total += approx_text_size(part, budget)
         if total > budget:
             break
     check_chars(total, "the joined string")
