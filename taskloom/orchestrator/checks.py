@@ -27,6 +27,7 @@ from taskloom.program.refs import (
     expression_references,
     template_references,
 )
+from taskloom.program.schemas import check_schema
 
 if TYPE_CHECKING:
     from taskloom.orchestrator.kinds.registry import NodeKindRegistry
@@ -137,7 +138,7 @@ class ProgramChecker:
 
     def check_output_schema(self, node_id: str, schema: JsonSchema, path: SpecPath) -> None:
         try:
-            jsonschema.validators.validator_for(schema).check_schema(schema)
+            check_schema(schema)
         except jsonschema.SchemaError as exc:
             self.report(
                 f"output_schema is not a valid JSON schema: {exc.message}",

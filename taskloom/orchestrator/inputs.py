@@ -9,6 +9,7 @@ import jsonschema
 
 from taskloom.errors import TaskloomError
 from taskloom.naming import did_you_mean
+from taskloom.program import schemas
 from taskloom.program.models import Program
 
 
@@ -35,7 +36,7 @@ def resolve_inputs(program: Program, given: Mapping[str, Any]) -> dict[str, Any]
             problems.append(f"missing input '{name}' ({spec.type}); pass it with -i {name}=...")
             continue
         try:
-            jsonschema.validate(value, spec.json_schema())
+            schemas.validate(value, spec.json_schema())
         except jsonschema.ValidationError as exc:
             problems.append(f"input '{name}': {exc.message}")
             continue
