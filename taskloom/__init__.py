@@ -3,6 +3,8 @@
 Public API only; everything else lives in the subpackages.
 """
 
+from taskloom.backends.factory import BackendName, open_backend
+from taskloom.backends.scripted import ScriptedBackend
 from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, ToolError
 from taskloom.orchestrator.compile import TaskGraph, compile_program
 from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
@@ -13,6 +15,7 @@ from taskloom.tools.registry import Tool, ToolRegistry, default_registry, tool
 
 __all__ = [
     "BackendError",
+    "BackendName",
     "Defaults",
     "InputSpec",
     "LLMNode",
@@ -23,6 +26,7 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "Runtime",
+    "ScriptedBackend",
     "SpecError",
     "SpecErrors",
     "TaskGraph",
@@ -35,6 +39,7 @@ __all__ = [
     "default_registry",
     "load",
     "loads",
+    "open_backend",
     "run_program",
     "tool",
 ]

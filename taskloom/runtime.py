@@ -52,7 +52,7 @@ class Runtime:
     @asynccontextmanager
     async def open(
         cls,
-        backend: BackendName = "vllm",
+        backend: BackendName | str = BackendName.VLLM,
         *,
         model: str | None = None,
         base_url: str | None = None,
@@ -64,13 +64,10 @@ class Runtime:
     ) -> AsyncIterator[Runtime]:
         """`sample_slots`: see `shared_sample_pool`; None leaves each self-consistency
         node sampling on its own."""
-        engine = await open_backend(backend, model=model, base_url=base_url, **backend_options)
-        try:
+        async with open_backend(backend, model=model, base_url=base_url,
+                                **backend_options) as engine:
             scheduler = shared_sample_pool(make_scheduler(policy, [engine]), sample_slots)
             yield cls(engine, tools=tools, store=store, scheduler=scheduler)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await engine.close()
 
     async def run(
         self,
@@ -118,7 +115,7 @@ async def run_program(
     program: Program,
     inputs: Mapping[str, Any] | None = None,
     *,
-    backend: Backend | BackendName = "vllm",
+    backend: Backend | BackendName | str = BackendName.VLLM,
     model: str | None = None,
     base_url: str | None = None,
     tools: ToolRegistry | None = None,
