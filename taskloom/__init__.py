@@ -3,6 +3,8 @@
 Public API only; everything else lives in the subpackages.
 """
 
+from taskloom.backends.factory import BackendName, open_backend
+from taskloom.backends.scripted import ScriptedBackend
 from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, ToolError
 from taskloom.orchestrator.compile import TaskGraph, compile_program
 from taskloom.orchestrator.kinds import NodeKind, node_kinds
@@ -22,6 +24,7 @@ from taskloom.tools.registry import Tool, ToolRegistry, default_registry, tool
 
 __all__ = [
     "BackendError",
+    "BackendName",
     "Defaults",
     "InputSpec",
     "LLMNode",
@@ -34,6 +37,7 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "Runtime",
+    "ScriptedBackend",
     "SpecError",
     "SpecErrors",
     "TaskGraph",
@@ -47,6 +51,7 @@ __all__ = [
     "load",
     "loads",
     "node_kinds",
+    "open_backend",
     "run_program",
     "run_sync",
     "tool",

@@ -7,15 +7,14 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import typer
 from rich.console import Console
 
-from taskloom.backends.factory import BackendName as EngineName
+from taskloom.backends.factory import BackendName, BackendSettingsError, check_base_url
 from taskloom.bench.cli import bench_app
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json
 from taskloom.errors import (
@@ -56,11 +55,6 @@ class ExitCode:
     RUN_FAILED = 3
     ENGINE_ERROR = 4
     CANCELLED = 130
-
-
-class BackendName(StrEnum):
-    vllm = "vllm"
-    openai = "openai"
 
 
 SpecArg = Annotated[
@@ -138,8 +132,10 @@ def run(
         Path | None, typer.Option("--inputs", help="A JSON file with an object of inputs.")
     ] = None,
     backend: Annotated[
-        BackendName, typer.Option(help="vllm: in-process engine; openai: an HTTP server.")
-    ] = BackendName.vllm,
+        BackendName, typer.Option(help="vllm: in-process engine; openai: an HTTP server "
+                                  "(needs --base-url); sim: simulated engine, filler "
+                                  "answers; scripted: answers 'ok' (a test double).")
+    ] = BackendName.VLLM,
     model: Annotated[
         str | None,
         typer.Option(help="Model path or name. Default for vllm: the embedded SmolLM2-135M."),
@@ -199,10 +195,14 @@ def run(
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     store = RunStore() if save else None
     try:
+        check_base_url(backend, base_url)  # before the progress display and engine start
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
             store, json_out, tools, policy, sample_slots,
         )
+    except BackendSettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
         raise typer.Exit(ExitCode.ENGINE_ERROR) from None
@@ -268,7 +268,7 @@ async def _run_interruptibly(
         with progress:
             progress.note(f"starting the {backend} engine…")
             async with Runtime.open(
-                cast(EngineName, backend), model=model, base_url=base_url, tools=tools,
+                backend, model=model, base_url=base_url, tools=tools,
                 store=store, policy=policy, sample_slots=sample_slots,
             ) as runtime:
                 progress.note("running")

@@ -139,3 +139,14 @@ def test_run_refuses_a_sample_pool_of_no_slots() -> None:
     )
     assert result.exit_code == 2
     assert "Invalid value for '--sample-slots'" in result.output
+
+
+def test_run_refuses_the_openai_backend_without_a_base_url_in_one_line() -> None:
+    result = runner.invoke(
+        app, ["run", str(SPECS / "quickstart.yaml"), "--backend", "openai", "--no-save"]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: the openai backend needs a server URL: pass --base-url (base_url=), "
+        "e.g. http://127.0.0.1:8000"
+    ]

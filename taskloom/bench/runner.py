@@ -18,11 +18,18 @@ import difflib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import anyio
 
 from taskloom.backends.base import Backend
+from taskloom.backends.factory import (
+    BackendName,
+    BackendSettingsError,
+    backend_name,
+    check_base_url,
+    open_backend,
+)
 from taskloom.backends.sim import (
     H100_LLAMA3_8B,
     H100_LLAMA3_8B_ENGINE,
@@ -42,12 +49,13 @@ from taskloom.bench.workloads import (
 )
 from taskloom.bench.workloads.base import BenchProgram
 from taskloom.errors import TaskloomError
+from taskloom.naming import unknown_name_message
 from taskloom.orchestrator.result import RunStatus
 from taskloom.orchestrator.scheduler.registry import UnknownPolicy, make_scheduler, policy_names
 from taskloom.runtime import Runtime
 
-BenchBackend = Literal["sim", "vllm", "openai"]
-BENCH_BACKENDS: tuple[BenchBackend, ...] = ("sim", "vllm", "openai")
+# The scripted test double answers instantly: no benchmark runs on it.
+BENCH_BACKENDS = (BackendName.SIM, BackendName.VLLM, BackendName.OPENAI)
 ProgramDone = Callable[[ProgramOutcome], None]
 
 
@@ -74,7 +82,7 @@ class BenchConfig:
     rates: tuple[float, ...]
     programs: int
     seed: int = 0
-    backend: BenchBackend = "sim"
+    backend: BackendName = BackendName.SIM
     engines: int = 1
     options: WorkloadOptions = field(default_factory=WorkloadOptions)
     sim: SimSetup = field(default_factory=SimSetup)
@@ -103,10 +111,13 @@ def validate_config(config: BenchConfig) -> None:
         raise BenchUsageError(f"--programs must be at least 1, got {config.programs}")
     if config.engines < 1:
         raise BenchUsageError(f"--engines must be at least 1, got {config.engines}")
+    try:
+        check_base_url(backend_name(config.backend), config.base_url)
+    except BackendSettingsError as error:
+        raise BenchUsageError(str(error)) from None
     if config.backend not in BENCH_BACKENDS:
-        raise BenchUsageError(
-            f"unknown backend '{config.backend}'; choose from {', '.join(BENCH_BACKENDS)}"
-        )
+        raise BenchUsageError(unknown_name_message("benchmark backend", config.backend,
+                                                   BENCH_BACKENDS))
 
 
 def _check_policy(policy: str) -> None:
@@ -157,17 +168,13 @@ async def _run_on_real_engines(config: BenchConfig, workload: Workload,
 
 @asynccontextmanager
 async def open_real_engines(config: BenchConfig) -> AsyncIterator[list[Backend]]:
-    from taskloom.backends.factory import BackendName as EngineName
-    from taskloom.backends.factory import open_backend
-
     async with AsyncExitStack() as stack:
-        engines: list[Backend] = []
-        for _ in range(config.engines):
-            name: EngineName = "openai" if config.backend == "openai" else "vllm"
-            engine = await open_backend(name, model=config.model,
-                                        base_url=config.base_url, **config.engine_options)
-            stack.push_async_callback(engine.close)
-            engines.append(engine)
+        engines: list[Backend] = [
+            await stack.enter_async_context(open_backend(
+                config.backend, model=config.model, base_url=config.base_url,
+                **config.engine_options))
+            for _ in range(config.engines)
+        ]
         yield engines
 
 
@@ -282,10 +289,10 @@ class SimEngines:
         async with AsyncExitStack() as stack:
             engines = [
                 await stack.enter_async_context(
-                    SimBackend(self.setup.engine, self.setup.cost,
-                               output_tokens=self.setup.output_tokens,
-                               stream_interval=self.setup.stream_interval,
-                               fast_forward=self.setup.fast_forward)
+                    open_backend(BackendName.SIM, config=self.setup.engine,
+                                 cost=self.setup.cost, output_tokens=self.setup.output_tokens,
+                                 stream_interval=self.setup.stream_interval,
+                                 fast_forward=self.setup.fast_forward)
                 )
                 for _ in range(self.count)
             ]
