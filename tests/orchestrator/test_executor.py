@@ -373,19 +373,34 @@ nodes:
 """
     backend = ScriptedBackend(respond=echo, delay_s=10)
     runtime = _runtime(backend, multiply)
-    with anyio.move_on_after(3):
-        await runtime.run(loads(spec))
-        pytest.fail("the run should have been cancelled")
+    stop = anyio.Event()
+
+    async def stop_at_3() -> None:
+        await anyio.sleep(3)
+        stop.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(stop_at_3)
+        partial = await runtime.run(loads(spec), cancel=stop)
     assert anyio.current_time() == 3.0
     assert backend.in_flight == set()
     assert sorted(backend.aborted) == sorted(r.call_id for r in backend.seen)
     assert len(backend.aborted) == 2
-    partial = runtime.last_result
-    assert partial is not None and partial.status is RunStatus.CANCELLED
+    assert partial.status is RunStatus.CANCELLED
+    assert partial.error == "run cancelled"
     assert partial.nodes["quick"].output == 42
     for slow in ("slow1", "slow2"):
         assert partial.nodes[slow].status is NodeStatus.CANCELLED
         assert _span(partial.nodes[slow]) == (0.0, 3.0)
+
+
+@pytest.mark.anyio
+async def test_a_cancellation_from_outside_aborts_and_propagates() -> None:
+    backend = ScriptedBackend(respond=echo, delay_s=10)
+    with anyio.move_on_after(3) as scope:
+        await _runtime(backend).run(loads(FAN_OUT))
+    assert scope.cancelled_caught and anyio.current_time() == 3.0
+    assert backend.in_flight == set() and len(backend.aborted) == 3
 
 
 @pytest.mark.anyio
@@ -486,7 +501,8 @@ async def test_an_executor_runs_a_compiled_graph_through_the_scheduler_it_is_giv
     backend = ScriptedBackend(respond=echo, delay_s=1)
     runtime = _runtime(backend)
     graph = compile_program(loads(FAN_OUT), runtime.tools)
-    executor = Executor(graph, scheduler=runtime.scheduler, tools=runtime.tools, run_id="r1")
+    scheduler = runtime.scheduler_for(runtime.policy)
+    executor = Executor(graph, scheduler=scheduler, tools=runtime.tools, run_id="r1")
     before = executor.snapshot()
     assert {n.status for n in before.nodes.values()} == {NodeStatus.PENDING}
     result = await executor.run({"topic": "rain"})
