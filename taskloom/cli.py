@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, NoReturn, TypeVar, cast
 
 import anyio
 import typer
@@ -17,14 +17,21 @@ from rich.console import Console
 
 from taskloom.backends.factory import BackendName as EngineName
 from taskloom.bench.cli import bench_app
-from taskloom.cli_render import LiveProgress, print_run_result, run_result_json
+from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
 from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, root_cause
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
-from taskloom.orchestrator.inputs import InputError, resolve_inputs
+from taskloom.orchestrator.inputs import (
+    InputError,
+    NotStrictJson,
+    decode_json_object,
+    decode_json_value,
+    resolve_inputs,
+)
 from taskloom.orchestrator.result import RunResult, RunStatus
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, policy_names
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.load import load
+from taskloom.tools.builtin.http_get import HostAllowList
 from taskloom.tools.registry import default_registry
 
 app = typer.Typer(
@@ -71,6 +78,7 @@ AllowHostOpt = Annotated[
 
 def _check(spec: Path, tools_root: Path, allow_host: list[str] | None) -> TaskGraph:
     """Load and compile, or print located errors and exit 1."""
+    _check_allowed_hosts(allow_host or [])
     try:
         program = load(spec)
         return compile_program(program, default_registry(root=tools_root,
@@ -80,6 +88,27 @@ def _check(spec: Path, tools_root: Path, allow_host: list[str] | None) -> TaskGr
         for error in errors:
             typer.echo(error.render(), err=True)
         raise typer.Exit(ExitCode.SPEC_ERROR) from None
+
+
+def _refuse(message: str) -> NoReturn:
+    """A bad option or input: one line on stderr, exit 2, before anything runs."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(ExitCode.BAD_INPUT)
+
+
+def _check_allowed_hosts(hosts: list[str]) -> None:
+    try:
+        HostAllowList.of(hosts)
+    except ValueError as exc:
+        _refuse(f"--allow-host: {exc}")
+
+
+def _check_run_options(timeout: float | None, backend: str, base_url: str | None) -> None:
+    # nan compares false with everything, so `timeout <= 0` alone would let it through.
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        _refuse(f"--timeout must be a positive number of seconds, got {timeout}")
+    if backend == "openai" and not base_url:
+        _refuse("--backend openai needs --base-url, e.g. --base-url http://127.0.0.1:8000")
 
 
 @app.command()
@@ -152,6 +181,7 @@ def run(
     outputs. Exit codes: 0 ok, 1 spec error, 2 bad inputs, 3 a node failed, 4 engine
     error, 130 cancelled (Ctrl-C or --timeout); nothing already computed is lost.
     """
+    _check_run_options(timeout, backend, base_url)
     graph = _check(spec, tools_root, allow_host)
     if not verbose:
         # vLLM logs every engine setting at INFO; a person running a spec wants progress.
@@ -159,14 +189,11 @@ def run(
     given = _parse_inputs(input or [], inputs)
     policy = policy or graph.program.policy or DEFAULT_POLICY
     if policy not in policy_names():
-        typer.echo(f"error: unknown policy '{policy}'; choose from {', '.join(policy_names())}",
-                   err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT)
+        _refuse(f"unknown policy '{policy}'; choose from {', '.join(policy_names())}")
     try:
         given = resolve_inputs(graph.program, given)  # before paying for an engine start
     except InputError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+        _refuse(str(exc))
     store = RunStore() if save else None
     try:
         result = _unwrapped(
@@ -180,7 +207,7 @@ def run(
         typer.echo("cancelled before the run started", err=True)
         raise typer.Exit(ExitCode.CANCELLED)
     if json_out:
-        typer.echo(json.dumps(run_result_json(result), indent=2, default=str))
+        typer.echo(strict_json(run_result_json(result)))
     else:
         print_run_result(result, Console())
     raise typer.Exit(_exit_code(result))
@@ -285,23 +312,23 @@ def _parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
     given: dict[str, Any] = {}
     if inputs_file is not None:
         try:
-            loaded = json.loads(inputs_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            typer.echo(f"error: cannot read --inputs {inputs_file}: {exc}", err=True)
-            raise typer.Exit(ExitCode.BAD_INPUT) from None
-        if not isinstance(loaded, dict):
-            typer.echo(f"error: --inputs {inputs_file} must hold a JSON object", err=True)
-            raise typer.Exit(ExitCode.BAD_INPUT)
-        given.update(loaded)
+            data = inputs_file.read_bytes()
+        except OSError as exc:
+            _refuse(f"cannot read --inputs {inputs_file}: {exc.strerror or exc}")
+        try:
+            given.update(decode_json_object(data, f"--inputs {inputs_file}"))
+        except InputError as exc:
+            _refuse(str(exc))
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            typer.echo(f"error: -i expects KEY=VALUE, got '{pair}'", err=True)
-            raise typer.Exit(ExitCode.BAD_INPUT)
+            _refuse(f"-i expects KEY=VALUE, got '{pair}'")
         try:
-            given[key] = json.loads(raw)
-        except json.JSONDecodeError:
+            given[key] = decode_json_value(raw, f"-i {key}")
+        except NotStrictJson:
             given[key] = raw  # plain text is a string input
+        except InputError as exc:
+            _refuse(str(exc))
     return given
 
 
@@ -319,11 +346,16 @@ def graph(
     from taskloom.orchestrator.draw import UnknownFormat, write_graph
 
     task_graph = _check(spec, tools_root, allow_host)
+    # A missing folder is refused, not created: a mistyped -o should not leave new
+    # directories behind, just as a shell redirection into one does not.
+    if not output.parent.is_dir():
+        _refuse(f"cannot write {output}: the folder {output.parent} does not exist")
     try:
         write_graph(task_graph, output)
     except UnknownFormat as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+        _refuse(str(exc))
+    except OSError as exc:
+        _refuse(f"cannot write {output}: {exc.strerror or exc}")
     typer.echo(f"wrote {output}")
 
 
