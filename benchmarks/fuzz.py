@@ -28,7 +28,7 @@ case, not the run; the worker is replaced after one.
     .venv/bin/python benchmarks/fuzz.py                    # 20,000 cases
     .venv/bin/python benchmarks/fuzz.py --cases 2000 -o results/fuzz/quick.json
 
-tests/test_fuzz.py runs the same properties on 500 cases.
+tests/test_fuzz.py runs the same properties on 500 cases, plus the cases the issue reports.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from typing import Any
 
 import anyio
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
@@ -468,6 +468,36 @@ def tool_cases() -> st.SearchStrategy[tuple[str, Any]]:
         lambda name: st.tuples(st.just(name), _tool_args(name)))
 
 
+# The cases issue 13 reports, tried first in every run besides the generated ones.
+KNOWN_CASES: dict[str, list[Any]] = {
+    "spec": [
+        "name: x\x00\nnodes: {}\n",
+        "name: !!int abc\nnodes: {}\n",
+        "name: x\ndefaults: {temperature: !!float x}\nnodes: {}\n",
+        "name: x\ndescription: !!timestamp 2020-13-45\nnodes: {}\n",
+        "name: x\ndefaults: {seed: " + "9" * 5000 + "}\nnodes: {}\n",
+        "name: x\nnodes: {}\ndeep: " + _nesting(1000, True) + "\n",
+        _alias_bomb(9, 9, "description"),
+        "name: x\nnodes: {a: {kind: llm, prompt: hi, output_schema: {$schema: [1]}}}\n",
+        "name: x\ninputs: {y: {type: array, items: {type: 42}}}\nnodes: {}\n",
+    ],
+    "template": [
+        ("condition", "{{ 10**(10**8) > 0 }}"),
+        ("value", "{% for i in range(10**9) %}{% endfor %}"),
+        ("value", "{{ 'a' * 10**9 }}"),
+        ("value", "{{ 'a'|center(2000000000) }}"),
+        ("value", "{{ '{0:>999999999}'.format(1) }}"),
+        ("value", "{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}"),
+        ("value", _long_sum(400)),
+    ],
+    "tool": [
+        ("calculator", {"expression": "round(1, -10**9)"}),
+        ("sqlite_query", {"database": "db.sqlite", "sql": "SELECT printf('%.*c', 900000000, 'x')"}),
+        ("sqlite_query", {"database": "db.sqlite", "sql": "SELECT zeroblob(900000000)"}),
+    ],
+}
+
+
 def cases(prop: str) -> st.SearchStrategy[Any]:
     """The strategy of one property's cases."""
     if prop == "spec":
@@ -854,6 +884,8 @@ def run_property(prop: str, count: int, runner: CaseRunner, tally: PropertyTally
         tally.add(runner.run(prop, payload), payload, runner.limits)
         on_case()
 
+    for known in KNOWN_CASES[prop]:
+        one = example(known)(one)
     (one if seed is None else hypothesis_seed(seed)(one))()
 
 
@@ -918,14 +950,20 @@ def main(argv: list[str] | None = None) -> None:
     tallies = {prop: PropertyTally() for prop in chosen}
     progress = _Progress(sum(counts.values()))
     started = time.perf_counter()
+    interrupted = False
     with tempfile.TemporaryDirectory() as scratch, \
             CaseRunner(make_tool_root(Path(scratch)), limits) as runner:
-        for prop in chosen:
-            progress.label = prop
-            run_property(prop, counts[prop], runner, tallies[prop], seed=args.seed,
-                         on_case=progress.step)
+        try:
+            for prop in chosen:
+                progress.label = prop
+                run_property(prop, counts[prop], runner, tallies[prop], seed=args.seed,
+                             on_case=progress.step)
+        except KeyboardInterrupt:  # Ctrl-C: keep and write what was tallied
+            interrupted = True
+            print(file=sys.stderr)
     report = {
         "cases": progress.done,
+        "interrupted": interrupted,
         "seed": args.seed,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "limits": {"cpu_s": limits.cpu_s, "wall_kill_s": limits.wall_s,
