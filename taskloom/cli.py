@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import typer
@@ -16,7 +16,7 @@ from rich.console import Console
 
 from taskloom.backends.factory import BackendName, BackendSettingsError, check_base_url
 from taskloom.bench.cli import bench_app
-from taskloom.cli_render import LiveProgress, print_run_result, run_result_json
+from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
 from taskloom.errors import (
     BackendError,
     SpecError,
@@ -26,11 +26,18 @@ from taskloom.errors import (
     root_cause,
 )
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
-from taskloom.orchestrator.inputs import InputError, resolve_inputs
+from taskloom.orchestrator.inputs import (
+    InputError,
+    NotStrictJson,
+    decode_json_object,
+    decode_json_value,
+    resolve_inputs,
+)
 from taskloom.orchestrator.result import RunResult, RunStatus
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, policy_names
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.load import load
+from taskloom.tools.builtin.http_get import HostAllowList
 from taskloom.tools.registry import ImportPolicy, ToolRegistry, default_registry
 
 app = typer.Typer(
@@ -82,7 +89,8 @@ def _registry(
     spec: Path, tools_root: Path, allow_host: list[str] | None, allow_import: list[str] | None
 ) -> ToolRegistry:
     """The built-in tools, plus `module:function` tools from modules beside the spec or
-    named with --allow-import; exit 2 on a malformed --allow-import."""
+    named with --allow-import; exit 2 on a malformed --allow-import or --allow-host."""
+    _check_allowed_hosts(allow_host or [])
     try:
         policy = ImportPolicy.beside(spec, allow_import or ())
     except ToolError as exc:
@@ -101,6 +109,31 @@ def _check(spec: Path, tools: ToolRegistry) -> TaskGraph:
         for error in errors:
             typer.echo(error.render(), err=True)
         raise typer.Exit(ExitCode.SPEC_ERROR) from None
+
+
+def _refuse(message: str) -> NoReturn:
+    """A bad option or input: one line on stderr, exit 2, before anything runs."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(ExitCode.BAD_INPUT)
+
+
+def _check_allowed_hosts(hosts: list[str]) -> None:
+    try:
+        HostAllowList.of(hosts)
+    except ValueError as exc:
+        _refuse(f"--allow-host: {exc}")
+
+
+def _check_run_options(
+    timeout: float | None, backend: BackendName, base_url: str | None
+) -> None:
+    # nan compares false with everything, so `timeout <= 0` alone would let it through.
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        _refuse(f"--timeout must be a positive number of seconds, got {timeout}")
+    try:
+        check_base_url(backend, base_url)
+    except BackendSettingsError as exc:
+        _refuse(str(exc))
 
 
 @app.command()
@@ -177,6 +210,7 @@ def run(
     outputs. Exit codes: 0 ok, 1 spec error, 2 bad inputs, 3 a node failed, 4 engine
     error, 130 cancelled (Ctrl-C or --timeout); nothing already computed is lost.
     """
+    _check_run_options(timeout, backend, base_url)
     tools = _registry(spec, tools_root, allow_host, allow_import)
     graph = _check(spec, tools)
     if not verbose:
@@ -185,24 +219,17 @@ def run(
     given = _parse_inputs(input or [], inputs)
     policy = policy or graph.program.policy or DEFAULT_POLICY
     if policy not in policy_names():
-        typer.echo(f"error: unknown policy '{policy}'; choose from {', '.join(policy_names())}",
-                   err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT)
+        _refuse(f"unknown policy '{policy}'; choose from {', '.join(policy_names())}")
     try:
         given = resolve_inputs(graph.program, given)  # before paying for an engine start
     except InputError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+        _refuse(str(exc))
     store = RunStore() if save else None
     try:
-        check_base_url(backend, base_url)  # before the progress display and engine start
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
             store, json_out, tools, policy, sample_slots,
         )
-    except BackendSettingsError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
         raise typer.Exit(ExitCode.ENGINE_ERROR) from None
@@ -210,7 +237,7 @@ def run(
         typer.echo("cancelled before the run started", err=True)
         raise typer.Exit(ExitCode.CANCELLED)
     if json_out:
-        typer.echo(json.dumps(run_result_json(result), indent=2, default=str))
+        typer.echo(strict_json(run_result_json(result)))
     else:
         print_run_result(result, Console())
     raise typer.Exit(_exit_code(result))
@@ -300,23 +327,23 @@ def _parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
     given: dict[str, Any] = {}
     if inputs_file is not None:
         try:
-            loaded = json.loads(inputs_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            typer.echo(f"error: cannot read --inputs {inputs_file}: {exc}", err=True)
-            raise typer.Exit(ExitCode.BAD_INPUT) from None
-        if not isinstance(loaded, dict):
-            typer.echo(f"error: --inputs {inputs_file} must hold a JSON object", err=True)
-            raise typer.Exit(ExitCode.BAD_INPUT)
-        given.update(loaded)
+            data = inputs_file.read_bytes()
+        except OSError as exc:
+            _refuse(f"cannot read --inputs {inputs_file}: {exc.strerror or exc}")
+        try:
+            given.update(decode_json_object(data, f"--inputs {inputs_file}"))
+        except InputError as exc:
+            _refuse(str(exc))
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            typer.echo(f"error: -i expects KEY=VALUE, got '{pair}'", err=True)
-            raise typer.Exit(ExitCode.BAD_INPUT)
+            _refuse(f"-i expects KEY=VALUE, got '{pair}'")
         try:
-            given[key] = json.loads(raw)
-        except json.JSONDecodeError:
+            given[key] = decode_json_value(raw, f"-i {key}")
+        except NotStrictJson:
             given[key] = raw  # plain text is a string input
+        except InputError as exc:
+            _refuse(str(exc))
     return given
 
 
@@ -335,11 +362,16 @@ def graph(
     from taskloom.orchestrator.draw import UnknownFormat, write_graph
 
     task_graph = _check(spec, _registry(spec, tools_root, allow_host, allow_import))
+    # A missing folder is refused, not created: a mistyped -o should not leave new
+    # directories behind, just as a shell redirection into one does not.
+    if not output.parent.is_dir():
+        _refuse(f"cannot write {output}: the folder {output.parent} does not exist")
     try:
         write_graph(task_graph, output)
     except UnknownFormat as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+        _refuse(str(exc))
+    except OSError as exc:
+        _refuse(f"cannot write {output}: {exc.strerror or exc}")
     typer.echo(f"wrote {output}")
 
 
