@@ -22,7 +22,7 @@ from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, 
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
 from taskloom.orchestrator.inputs import InputError, resolve_inputs
 from taskloom.orchestrator.result import RunResult, RunStatus
-from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, policy_names
+from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, UnknownPolicy, check_policy
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.load import load
 from taskloom.tools.registry import default_registry
@@ -158,10 +158,11 @@ def run(
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     given = _parse_inputs(input or [], inputs)
     policy = policy or graph.program.policy or DEFAULT_POLICY
-    if policy not in policy_names():
-        typer.echo(f"error: unknown policy '{policy}'; choose from {', '.join(policy_names())}",
-                   err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT)
+    try:
+        check_policy(policy)
+    except UnknownPolicy as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     try:
         given = resolve_inputs(graph.program, given)  # before paying for an engine start
     except InputError as exc:

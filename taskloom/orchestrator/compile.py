@@ -18,7 +18,7 @@ import networkx as nx
 
 from taskloom.errors import SourceLocation, SpecError, SpecErrors
 from taskloom.orchestrator.certainty.node import certainty_output_schema
-from taskloom.orchestrator.scheduler.registry import policy_names
+from taskloom.orchestrator.scheduler.registry import UnknownPolicy, check_policy
 from taskloom.program.load import SourceMap, did_you_mean
 from taskloom.program.models import (
     NODE_ID_PATTERN,
@@ -357,16 +357,12 @@ class _Checker:
         return self.source.locate_key(path) if at_key else self.source.locate(path)
 
     def _check_policy(self) -> None:
-        policy = self.program.policy
-        if policy is None or policy in policy_names():
+        if self.program.policy is None:
             return
-        self._report(
-            f"unknown scheduling policy '{policy}'",
-            ("policy",),
-            node=None,
-            hint=did_you_mean(policy, policy_names())
-            or f"known policies: {', '.join(policy_names())}",
-        )
+        try:
+            check_policy(self.program.policy)
+        except UnknownPolicy as error:
+            self._report(str(error), ("policy",), node=None)
 
     # -- nodes
 
