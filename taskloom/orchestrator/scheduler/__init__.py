@@ -7,11 +7,8 @@ from taskloom.orchestrator.scheduler.policy_registry import (
     SchedulerFactory,
     UnknownPolicy,
 )
-from taskloom.orchestrator.scheduler.program_aware import (
-    ProgramAwareScheduler,
-    ProgramCancelled,
-    SchedulerStats,
-)
+from taskloom.orchestrator.scheduler.program_aware import ProgramAwareScheduler, ProgramCancelled
+from taskloom.orchestrator.scheduler.records import SchedulerStats
 from taskloom.orchestrator.scheduler.registry import (
     DEFAULT_POLICY,
     POLICY_REGISTRY,

@@ -59,10 +59,8 @@ from taskloom.orchestrator.scheduler.records import (
     EngineSlots,
     ScheduledCall,
     SchedulerStats,
+    engine_slots,
 )
-
-__all__ = ["DEFAULT_MAX_IN_FLIGHT", "Oracle", "ProgramAwareScheduler", "ProgramCancelled",
-           "SchedulerStats"]
 
 DEFAULT_MAX_IN_FLIGHT = 128
 """Calls per engine the program-aware policies keep in flight (at most the engine's
@@ -109,10 +107,7 @@ class ProgramAwareScheduler:
         self.queue_config = self.policy.queue_config(queues or QueueConfig())
         self.table = ProgramTable()
         self.balancer: Balancer = balancer if balancer is not None else LocalityBalancer()
-        self._engines = [
-            EngineSlots(i, backend, cap) for i, (backend, cap) in
-            enumerate(zip(backends, _caps(backends, max_in_flight), strict=True))
-        ]
+        self._engines = engine_slots(backends, max_in_flight)
         self._queue: MultiLevelQueue[ScheduledCall] = MultiLevelQueue(self.queue_config)
         self._live: dict[str, dict[ScheduledCall, None]] = {}
         self._oracle = oracle
@@ -449,17 +444,3 @@ class ProgramAwareScheduler:
             call.level, call.entered_level_s = 0, now
             call.level_entered_service_s = call.service_at(now)
         self._promotions += len(promoted)
-
-
-def _caps(backends: Sequence[Backend], max_in_flight: int | Sequence[int] | None) -> list[int]:
-    if max_in_flight is None:
-        caps = [backend.capacity() for backend in backends]
-    elif isinstance(max_in_flight, int):
-        caps = [max_in_flight] * len(backends)
-    else:
-        caps = list(max_in_flight)
-    if len(caps) != len(backends) or any(cap < 1 for cap in caps):
-        raise ValueError(f"max_in_flight needs one cap of at least 1 per engine, got {caps}")
-    # More than the engine runs at once would only wait in the engine's own queue, where
-    # taskloom can no longer reorder or preempt.
-    return [min(cap, backend.capacity()) for cap, backend in zip(caps, backends, strict=True)]

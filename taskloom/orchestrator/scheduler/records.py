@@ -7,6 +7,7 @@ Mutable records, owned by one scheduler and changed only in its synchronous deci
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -100,6 +101,27 @@ class EngineSlots:
 
     def load(self) -> EngineLoad:
         return EngineLoad(self.index, len(self.running), self.capacity, self.alive)
+
+
+def engine_slots(
+    backends: Sequence[Backend], max_in_flight: int | Sequence[int] | None
+) -> list[EngineSlots]:
+    """One record per engine, its cap `max_in_flight` (one for all, one each, or None
+    for each backend's `capacity()`), never above the engine's capacity."""
+    if max_in_flight is None:
+        caps = [backend.capacity() for backend in backends]
+    elif isinstance(max_in_flight, int):
+        caps = [max_in_flight] * len(backends)
+    else:
+        caps = list(max_in_flight)
+    if len(caps) != len(backends) or any(cap < 1 for cap in caps):
+        raise ValueError(f"max_in_flight needs one cap of at least 1 per engine, got {caps}")
+    # More than the engine runs at once would only wait in the engine's own queue, where
+    # taskloom can no longer reorder or preempt.
+    return [
+        EngineSlots(index, backend, min(cap, backend.capacity()))
+        for index, (cap, backend) in enumerate(zip(caps, backends, strict=True))
+    ]
 
 
 @dataclass(frozen=True)
