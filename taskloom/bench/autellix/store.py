@@ -19,8 +19,8 @@ def run_all(specs: Sequence[PointSpec], jobs: int, out: Path) -> list[dict[str, 
     out.mkdir(parents=True, exist_ok=True)
     path = out / "points.json"
     records: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
-    done = {_record_id(r) for r in records}
-    todo = [s for s in specs if _spec_id(s) not in done]
+    done = {record_id(r) for r in records}
+    todo = [s for s in specs if spec_id(s) not in done]
     print(f"{len(todo)} points to run ({len(specs) - len(todo)} already in {path})", flush=True)
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         for record in pool.map(run_one, todo):
@@ -30,12 +30,12 @@ def run_all(specs: Sequence[PointSpec], jobs: int, out: Path) -> list[dict[str, 
     return records
 
 
-def _spec_id(spec: PointSpec) -> str:
+def spec_id(spec: PointSpec) -> str:
     return f"{spec.group}|{spec.workload}|{spec.programs}|{spec.rate}|{spec.engines}|" \
            f"{spec.seed}|{spec.variant.key}|{spec.engine}"
 
 
-def _record_id(record: dict[str, Any]) -> str:
+def record_id(record: dict[str, Any]) -> str:
     row, variant = record["row"], Variant(**_variant_fields(record["variant"]))
     return f"{record['group']}|{row['workload']}|{row['programs']}|{row['rate']}|" \
            f"{row['engines']}|{row['seed']}|{variant.key}|{record.get('engine', 'h100')}"
