@@ -45,6 +45,7 @@ from taskloom.bench.metrics import BenchRow, ProgramOutcome
 from taskloom.bench.replay import RecordedLengths, RecordingBackend
 from taskloom.bench.runner import (
     BenchConfig,
+    PointRun,
     SharedEngines,
     SimEngines,
     SimSetup,
@@ -105,8 +106,9 @@ async def run_real(
         calibration = await _calibration(args, engine)
         recording = RecordingBackend(engine, lengths)
         started = time.perf_counter()
-        row = await run_point(bench_config(args, "vllm"), workload, POLICY, args.rate,
-                              SharedEngines([recording]), _progress("real"))
+        point = await run_point(bench_config(args, "vllm"), workload, POLICY, args.rate,
+                                SharedEngines([recording]), _progress("real"))
+        row = point.row
         run = RealRun(row, calibration, time.perf_counter() - started)
         if args.recalibrate_after:
             print("calibrating again after the run…", flush=True)
@@ -127,9 +129,10 @@ def run_sim(args: argparse.Namespace, workload: Workload, calibration: Calibrati
             lengths: RecordedLengths) -> BenchRow:
     setup = SimSetup(engine=calibration.engine, cost=calibration.cost,
                      output_tokens=lengths.output_tokens)
-    row: BenchRow = run_on_virtual_time(run_point, bench_config(args, "sim"), workload, POLICY,
-                                        args.rate, SimEngines(setup), _progress("sim"))
-    return row
+    point: PointRun = run_on_virtual_time(run_point, bench_config(args, "sim"), workload,
+                                          POLICY, args.rate, SimEngines(setup),
+                                          _progress("sim"))
+    return point.row
 
 
 def _progress(label: str) -> Any:

@@ -34,7 +34,7 @@ from taskloom.orchestrator.inputs import (
     resolve_inputs,
 )
 from taskloom.orchestrator.result import RunResult, RunStatus
-from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, policy_names
+from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, UnknownPolicy, check_policy
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.load import load
 from taskloom.tools.builtin.http_get import HostAllowList
@@ -218,8 +218,10 @@ def run(
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     given = _parse_inputs(input or [], inputs)
     policy = policy or graph.program.policy or DEFAULT_POLICY
-    if policy not in policy_names():
-        _refuse(f"unknown policy '{policy}'; choose from {', '.join(policy_names())}")
+    try:
+        check_policy(policy)
+    except UnknownPolicy as exc:
+        _refuse(str(exc))
     try:
         given = resolve_inputs(graph.program, given)  # before paying for an engine start
     except InputError as exc:

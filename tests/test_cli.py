@@ -156,7 +156,7 @@ def test_run_refuses_an_unknown_input_with_a_suggestion() -> None:
 def test_run_refuses_an_unknown_policy_and_lists_the_known_ones() -> None:
     result = runner.invoke(app, ["run", str(SPECS / "quickstart.yaml"), "--policy", "fastest"])
     assert result.exit_code == 2
-    assert "unknown policy 'fastest'" in result.output and "fcfs" in result.output
+    assert "unknown scheduling policy 'fastest'" in result.output and "fcfs" in result.output
 
 
 def test_run_refuses_a_sample_pool_of_no_slots() -> None:

@@ -14,7 +14,6 @@ latency is finish minus arrival on the event loop's clock.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -51,7 +50,8 @@ from taskloom.bench.workloads.base import BenchProgram
 from taskloom.errors import TaskloomError
 from taskloom.naming import unknown_name_message
 from taskloom.orchestrator.result import RunStatus
-from taskloom.orchestrator.scheduler.registry import UnknownPolicy, make_scheduler, policy_names
+from taskloom.orchestrator.scheduler.base import Scheduler
+from taskloom.orchestrator.scheduler.registry import check_policy, make_scheduler
 from taskloom.runtime import Runtime
 
 # The scripted test double answers instantly: no benchmark runs on it.
@@ -95,13 +95,21 @@ class BenchConfig:
         return [(policy, rate) for policy in self.policies for rate in self.rates]
 
 
+@dataclass(frozen=True)
+class PointRun:
+    """One point's row, and the scheduler that ran it (for its counters)."""
+
+    row: BenchRow
+    scheduler: Scheduler
+
+
 def validate_config(config: BenchConfig) -> None:
     """Refuse settings that cannot run, before any data is read or engine started."""
     check_workload_name(config.workload)
     if not config.policies:
         raise BenchUsageError("give at least one policy")
     for policy in config.policies:
-        _check_policy(policy)
+        check_policy(policy)
     if not config.rates:
         raise BenchUsageError("give at least one arrival rate")
     for rate in config.rates:
@@ -120,16 +128,6 @@ def validate_config(config: BenchConfig) -> None:
                                                    BENCH_BACKENDS))
 
 
-def _check_policy(policy: str) -> None:
-    known = policy_names()
-    if policy not in known:
-        close = difflib.get_close_matches(policy, known, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UnknownPolicy(
-            f"unknown scheduling policy '{policy}'{hint}; choose from {', '.join(known)}"
-        )
-
-
 def run_benchmark(
     config: BenchConfig, on_program_done: ProgramDone | None = None
 ) -> list[BenchRow]:
@@ -140,7 +138,7 @@ def run_benchmark(
     if config.backend == "sim":
         source = SimEngines(config.sim, config.engines)
         return [
-            run_on_virtual_time(run_point, config, workload, policy, rate, source, done)
+            run_on_virtual_time(run_point, config, workload, policy, rate, source, done).row
             for policy, rate in config.points
         ]
     rows: list[BenchRow] = anyio.run(_run_on_real_engines, config, workload, done,
@@ -183,7 +181,7 @@ async def run_points(
 ) -> list[BenchRow]:
     """Every point of `config`, one after another in this event loop."""
     return [
-        await run_point(config, workload, policy, rate, source, done)
+        (await run_point(config, workload, policy, rate, source, done)).row
         for policy, rate in config.points
     ]
 
@@ -195,26 +193,27 @@ async def run_point(
     rate: float,
     source: EngineSource,
     done: ProgramDone,
-) -> BenchRow:
+) -> PointRun:
     """One (policy, rate) point: arrivals from the seed, a fresh scheduler, one row."""
     arrivals = poisson_arrivals(rate, len(workload.programs), config.seed)
     async with source.open() as engines:
-        outcomes = await run_programs(workload, arrivals, policy, engines, source, done)
+        scheduler = make_scheduler(policy, engines)
+        outcomes = await run_programs(workload, arrivals, scheduler, engines, source, done)
         report = source.report(engines)
     point = BenchPoint(config.workload, policy, rate, config.backend, len(engines), config.seed)
-    return summarize(point, outcomes, report)
+    return PointRun(summarize(point, outcomes, report), scheduler)
 
 
 async def run_programs(
     workload: Workload,
     arrivals: Sequence[float],
-    policy: str,
+    scheduler: Scheduler,
     engines: Sequence[Backend],
     source: EngineSource,
     done: ProgramDone,
 ) -> list[ProgramOutcome]:
-    """Start program i at `arrivals[i]` seconds from now; wait for all to finish."""
-    scheduler = make_scheduler(policy, engines)
+    """Start program i at `arrivals[i]` seconds from now on `scheduler`; wait for all to
+    finish."""
     runtime = Runtime(engines[0], tools=workload.tools, scheduler=scheduler)
     start = anyio.current_time()
     outcomes: list[ProgramOutcome | None] = [None] * len(workload.programs)

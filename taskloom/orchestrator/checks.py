@@ -16,7 +16,7 @@ import networkx as nx
 from taskloom.errors import SourceLocation, SpecError
 from taskloom.naming import did_you_mean
 from taskloom.orchestrator.kinds.base import JsonSchema, SpecPath, TemplateSite, node_sites
-from taskloom.orchestrator.scheduler.registry import policy_names
+from taskloom.orchestrator.scheduler.registry import UnknownPolicy, check_policy
 from taskloom.orchestrator.schema_paths import FieldProblem, format_reference, schema_at
 from taskloom.program.load import SourceMap
 from taskloom.program.models import LLMNode, Node, Program
@@ -93,16 +93,12 @@ class ProgramChecker:
         return self.source.locate_key(path) if at_key else self.source.locate(path)
 
     def _check_policy(self) -> None:
-        policy = self.program.policy
-        if policy is None or policy in policy_names():
+        if self.program.policy is None:
             return
-        self.report(
-            f"unknown scheduling policy '{policy}'",
-            ("policy",),
-            node=None,
-            hint=did_you_mean(policy, policy_names())
-            or f"known policies: {', '.join(policy_names())}",
-        )
+        try:
+            check_policy(self.program.policy)
+        except UnknownPolicy as error:
+            self.report(str(error), ("policy",), node=None)
 
     # -- nodes
 
