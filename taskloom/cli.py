@@ -26,6 +26,7 @@ from taskloom.errors import (
     root_cause,
 )
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
+from taskloom.orchestrator.draw import UnknownFormat, write_graph
 from taskloom.orchestrator.inputs import (
     InputError,
     NotStrictJson,
@@ -37,6 +38,7 @@ from taskloom.orchestrator.result import RunResult, RunStatus
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, UnknownPolicy, check_policy
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.load import load
+from taskloom.runtime import Runtime
 from taskloom.tools.builtin.http_get import HostAllowList
 from taskloom.tools.registry import ImportPolicy, ToolRegistry, default_registry
 
@@ -277,8 +279,6 @@ async def _run_interruptibly(
 ) -> RunResult | None:
     """Run with Ctrl-C turned into a clean cancellation: in-flight engine requests are
     aborted and the partial result is returned rather than lost."""
-    from taskloom.runtime import Runtime
-
     result: RunResult | None = None
     running = False
     async with anyio.create_task_group() as group:
@@ -361,8 +361,6 @@ def graph(
     allow_import: AllowImportOpt = None,
 ) -> None:
     """Draw the program's DAG; the format follows the output file's extension."""
-    from taskloom.orchestrator.draw import UnknownFormat, write_graph
-
     task_graph = _check(spec, _registry(spec, tools_root, allow_host, allow_import))
     # A missing folder is refused, not created: a mistyped -o should not leave new
     # directories behind, just as a shell redirection into one does not.

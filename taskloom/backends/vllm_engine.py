@@ -164,7 +164,7 @@ def start_engine(model: str, engine_args: dict[str, Any]) -> Any:
     """A started `AsyncLLM` on `model`, scheduling by priority."""
     # vLLM is imported here, not at the top: importing taskloom must not pay for it.
     from vllm.engine.arg_utils import AsyncEngineArgs
-    from vllm.v1.engine.async_llm import AsyncLLM
+    from vllm.v1.engine.async_llm import AsyncLLM  # lazy, as above
 
     options: dict[str, Any] = {"disable_log_stats": True, **engine_args}
     args = AsyncEngineArgs(model=model, scheduling_policy="priority", **options)
@@ -234,6 +234,7 @@ def _candidate_ids(call_id: str) -> Iterator[str]:
 
 def to_vllm_sampling_params(request: GenerateRequest) -> Any:
     """Map taskloom's sampling parameters (and JSON schema) onto vLLM's."""
+    # Lazy: importing taskloom must not pay for vLLM.
     from vllm.sampling_params import (
         RequestOutputKind,
         SamplingParams,
@@ -255,7 +256,7 @@ def to_vllm_sampling_params(request: GenerateRequest) -> Any:
 
 
 def _backend_error(error: Exception, request_id: str) -> BackendError:
-    from vllm.v1.engine.exceptions import EngineDeadError
+    from vllm.v1.engine.exceptions import EngineDeadError  # lazy: vLLM is heavy to import
 
     if isinstance(error, EngineDeadError):
         return BackendError(

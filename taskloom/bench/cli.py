@@ -28,6 +28,7 @@ from taskloom.bench.calibrate import (
     Calibration,
     CalibrationError,
     CalibrationPlan,
+    calibrate,
     load_calibration,
     save_calibration,
 )
@@ -270,8 +271,6 @@ def calibrate_command(
 async def _calibrate_embedded(
     model: str | None, max_num_seqs: int, max_model_len: int, plan: CalibrationPlan
 ) -> Calibration:
-    from taskloom.bench.calibrate import calibrate
-
     console.print("starting the vllm engine…")
     async with open_backend(BackendName.VLLM, model=model, max_num_seqs=max_num_seqs,
                             max_model_len=max_model_len) as engine:

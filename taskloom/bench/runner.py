@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
+from trio.testing import MockClock
 
 from taskloom.backends.base import Backend
 from taskloom.backends.factory import (
@@ -148,12 +149,6 @@ def run_benchmark(
 
 def run_on_virtual_time(function: Callable[..., Any], *args: Any) -> Any:
     """Run `await function(*args)` in a fresh trio loop whose clock jumps to the next event."""
-    try:
-        from trio.testing import MockClock
-    except ImportError:
-        raise BenchUsageError(
-            "the sim backend runs on trio's virtual clock; install it with `pip install trio`"
-        ) from None
     clock = MockClock(autojump_threshold=0)
     return anyio.run(function, *args, backend="trio", backend_options={"clock": clock})
 

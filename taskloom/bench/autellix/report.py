@@ -17,9 +17,10 @@ _PANELS = (("mean_latency_s", "mean", True), ("p95_latency_s", "p95", True),
 
 def plot(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     # Lazy on purpose: only the report draws; the processes that run points never do.
+    # matplotlib takes a second to import; only the PNGs need it.
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only; never a window
     import matplotlib.pyplot as plt
 
     paths = []
