@@ -37,9 +37,13 @@ def resolve_under_root(root: Path, path: str, *, tool_name: str) -> Path:
         raise ToolError(f"{tool_name}: cannot resolve '{path}': {exc}") from None
     if not target.is_relative_to(resolved_root):
         raise ToolError(f"{tool_name}: '{path}' is outside the allowed root {resolved_root}")
-    if not target.exists():
+    try:
+        exists, is_file = target.exists(), target.is_file()
+    except OSError as exc:  # a name too long for the file system, say
+        raise ToolError(f"{tool_name}: cannot look up '{path[:200]}': {exc.strerror}") from None
+    if not exists:
         raise ToolError(f"{tool_name}: no file '{path}' under {resolved_root}")
-    if not target.is_file():
+    if not is_file:
         raise ToolError(f"{tool_name}: '{path}' is not a regular file")
     return target
 

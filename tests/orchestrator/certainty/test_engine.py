@@ -10,7 +10,7 @@ from taskloom.backends.vllm_engine import VLLMBackend
 from taskloom.orchestrator.certainty.allocation import FixedWidthAllocator, QueryDemand
 from taskloom.orchestrator.certainty.rules import BetaRule
 from taskloom.orchestrator.certainty.self_consistency import Sample, VoteOutcome, vote
-from taskloom.orchestrator.llm_call import complete_text
+from taskloom.orchestrator.llm_call import CallLedger, complete_text
 
 pytestmark = pytest.mark.engine
 
@@ -22,18 +22,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class Usage:
-    def __init__(self) -> None:
-        self.prompt_tokens = self.generated_tokens = self.cached_prompt_tokens = 0
-        self.llm_calls = 0
-        self.call_ids: list[str] = []
-
-
 @pytest.mark.anyio
 async def test_a_settled_vote_aborts_its_running_samples_in_vllm(engine: VLLMBackend) -> None:
     # Greedy decoding: samples 0-3 write the same 4 tokens and agree, which settles
     # the Beta rule; samples 4-7 were asked for 400 tokens and are still decoding.
-    usage = Usage()
+    ledger = CallLedger()
 
     def request(index: int) -> GenerateRequest:
         short = index < 4
@@ -45,16 +38,16 @@ async def test_a_settled_vote_aborts_its_running_samples_in_vllm(engine: VLLMBac
         )
 
     async def draw(index: int) -> Sample:
-        text = await complete_text(engine.generate, request(index), usage)
+        text = await complete_text(engine.generate, request(index), ledger)
         return Sample(index, text, text.strip().lower() or None)
 
     async with FixedWidthAllocator().admit(QueryDemand("certainty-abort", 8, 4)) as lease:
         outcome: VoteOutcome = await vote(draw, cap=8, rule=BetaRule(0.95), lease=lease)
 
     assert outcome.stopped_early and outcome.samples_used == 4
-    assert usage.llm_calls == 8
+    assert ledger.usage.llm_calls == 8
     # The long samples were cut: far fewer than 4 x 400 tokens were generated.
-    assert usage.generated_tokens < 4 * 4 + 4 * LONG // 2
+    assert ledger.usage.generated_tokens < 4 * 4 + 4 * LONG // 2
     with anyio.fail_after(10):
         while engine.num_unfinished_requests():
             await anyio.sleep(0.05)
