@@ -18,6 +18,7 @@ from rich.console import Console
 from taskloom.backends.factory import BackendName as EngineName
 from taskloom.bench.cli import bench_app
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json
+from taskloom.cli_serve import register_commands
 from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, root_cause
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
 from taskloom.orchestrator.inputs import InputError, resolve_inputs
@@ -54,6 +55,7 @@ class ExitCode:
 class BackendName(StrEnum):
     vllm = "vllm"
     openai = "openai"
+    scripted = "scripted"
 
 
 SpecArg = Annotated[
@@ -312,6 +314,9 @@ def graph(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     typer.echo(f"wrote {output}")
+
+
+register_commands(app)  # serve, submit, runs, show, cancel, resume
 
 
 def main() -> None:

@@ -4,9 +4,9 @@ this module ties together in a `Runtime`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
 import functools
 import uuid
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -100,6 +100,12 @@ class Runtime:
             scheduler = make_scheduler(policy, [self.backend])
             self._schedulers[policy] = shared_sample_pool(scheduler, self._sample_slots)
         return self._schedulers[policy]
+
+    def schedulers(self) -> dict[str, Scheduler]:
+        """The scheduler of each policy used so far, by policy name."""
+        if self._own_scheduler is not None:
+            return {self.policy: self._own_scheduler}
+        return dict(self._schedulers)
 
     async def run(
         self,

@@ -21,7 +21,9 @@ outputs:
 """
 
 
-def _node(node_id: str, status: NodeStatus = NodeStatus.SUCCEEDED, output: object = 1) -> NodeResult:
+def _node(
+    node_id: str, status: NodeStatus = NodeStatus.SUCCEEDED, output: object = 1
+) -> NodeResult:
     return NodeResult(node_id=node_id, kind="tool", status=status, output=output,
                       started_s=0.1, ended_s=0.2, attempts=1, prompt_tokens=3)
 
@@ -102,7 +104,8 @@ def test_events_are_numbered_per_run_and_read_after_a_number(tmp_path: Path) -> 
 def test_runs_are_listed_newest_first_and_filtered(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     for i, (tenant, status) in enumerate(
-        [("t1", StoredStatus.RUNNING), ("t2", StoredStatus.SUCCEEDED), ("t1", StoredStatus.SUCCEEDED)]
+        [("t1", StoredStatus.RUNNING), ("t2", StoredStatus.SUCCEEDED),
+         ("t1", StoredStatus.SUCCEEDED)]
     ):
         store.create_run(RunRow(run_id=f"r{i}", program="p", status=status, tenant=tenant,
                                 created_at=100.0 + i))

@@ -1,0 +1,49 @@
+"""What one server holds for its whole life: the engine, one runtime (one scheduler per
+policy), the run store, the metrics and the runs in flight."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import cast
+
+import anyio
+
+from taskloom.backends.factory import BackendName, open_backend
+from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY
+from taskloom.orchestrator.store import RunStore
+from taskloom.runtime import Runtime
+from taskloom.serve.config import ServeConfig
+from taskloom.serve.manager import RunManager
+from taskloom.serve.metrics import MeteredBackend, ServeMetrics
+from taskloom.tools.registry import default_registry
+
+
+@dataclass(frozen=True)
+class Services:
+    runtime: Runtime
+    store: RunStore
+    manager: RunManager
+    metrics: ServeMetrics
+
+
+@asynccontextmanager
+async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
+    metrics = ServeMetrics()
+    store = RunStore(config.store)
+    engine = await open_backend(
+        cast(BackendName, config.backend), model=config.model, base_url=config.base_url
+    )
+    try:
+        tools = default_registry(root=config.tools_root, allowed_hosts=config.allow_hosts)
+        runtime = Runtime(MeteredBackend(engine, metrics), tools=tools, store=store,
+                          policy=config.policy or DEFAULT_POLICY)
+        metrics.watch(store.counts, runtime.schedulers)
+        manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
+        async with manager:
+            yield Services(runtime, store, manager, metrics)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await engine.close()
+            store.close()
