@@ -43,6 +43,9 @@ def serve(
     tools_root: Annotated[Path, typer.Option(help="Folder read_file may read.")] = Path("."),
     allow_host: Annotated[list[str] | None, typer.Option(help="A host http_get may fetch "
                                                          "(repeatable).")] = None,
+    tools: Annotated[list[str] | None, typer.Option(
+        "--tools", help="A Python module whose @tool functions the server registers "
+        "(repeatable); specs refer to them by name.")] = None,
     max_runs_in_flight: Annotated[int, typer.Option(
         min=1, help="Runs one tenant may have in flight.")] = _LIMITS.max_runs_in_flight,
     max_spec_bytes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_spec_bytes,
@@ -59,7 +62,7 @@ def serve(
         host=host, port=port, backend=backend, model=model, base_url=base_url, policy=policy,
         store=store, specs=specs, api_keys=tuple(api_key or ()) + keys_from_env(),
         allow_import_tools=allow_import_tools, tools_root=tools_root,
-        allow_hosts=tuple(allow_host or ()),
+        allow_hosts=tuple(allow_host or ()), tool_modules=tuple(tools or ()),
         limits=Limits(max_spec_bytes=max_spec_bytes, max_input_bytes=max_input_bytes,
                       max_nodes=max_nodes, max_runs_in_flight=max_runs_in_flight),
     )

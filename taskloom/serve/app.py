@@ -74,10 +74,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         """Start a run of a named program or of a spec; answers at once with its id."""
         tenant = tenant_of(request)
         limits = config.limits
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limits.max_spec_bytes + limits.max_input_bytes:
-            raise Refusal(413, f"request body of {declared} bytes is too large")
-        body = parse_body(await request.body(), limits)
+        body = parse_body(await _read_at_most(request, limits.max_body_bytes), limits)
         current = services()
         submission = check_submission(
             body, limits=limits, programs=programs, tools=current.runtime.tools,
@@ -165,6 +162,20 @@ async def _stream(services: Services, run_id: str, after: int) -> AsyncIterator[
             await changed.wait()
         if waited.cancelled_caught:
             yield KEEP_ALIVE
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it is known to be too large (a chunked upload
+    carries no length to check first)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refusal(413, f"request body of {declared} bytes exceeds the limit of {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Refusal(413, f"request body exceeds the limit of {limit} bytes")
+    return bytes(body)
 
 
 def _bearer(header: str | None) -> str | None:

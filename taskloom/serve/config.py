@@ -27,6 +27,11 @@ class Limits:
     max_nodes: int = 500
     max_runs_in_flight: int = 32  # per tenant
 
+    @property
+    def max_body_bytes(self) -> int:
+        """A spec, inputs, and room for the JSON around them."""
+        return self.max_spec_bytes + self.max_input_bytes + 64 * 1024
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -42,6 +47,8 @@ class ServeConfig:
     allow_import_tools: bool = False
     tools_root: Path = Path(".")
     allow_hosts: tuple[str, ...] = ()
+    # Python modules whose `@tool` functions the server registers (named by the operator).
+    tool_modules: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
 
     def check(self) -> None:

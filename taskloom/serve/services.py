@@ -3,7 +3,8 @@ policy), the run store, the metrics and the runs in flight."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import importlib
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
@@ -17,7 +18,7 @@ from taskloom.runtime import Runtime
 from taskloom.serve.config import ServeConfig
 from taskloom.serve.manager import RunManager
 from taskloom.serve.metrics import MeteredBackend, ServeMetrics
-from taskloom.tools.registry import default_registry
+from taskloom.tools.registry import Tool, ToolRegistry, default_registry
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
         cast(BackendName, config.backend), model=config.model, base_url=config.base_url
     )
     try:
-        tools = default_registry(root=config.tools_root, allowed_hosts=config.allow_hosts)
+        tools = server_tools(config)
         runtime = Runtime(MeteredBackend(engine, metrics), tools=tools, store=store,
                           policy=config.policy or DEFAULT_POLICY)
         metrics.watch(store.counts, runtime.schedulers)
@@ -47,3 +48,16 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
         with anyio.CancelScope(shield=True):
             await engine.close()
             store.close()
+
+
+def server_tools(config: ServeConfig) -> ToolRegistry:
+    """The built-ins, plus every `Tool` defined in the modules of `--tools`."""
+    tools = default_registry(root=config.tools_root, allowed_hosts=config.allow_hosts)
+    for module_name in config.tool_modules:
+        for found in _tools_in(vars(importlib.import_module(module_name)).values()):
+            tools.register(found)
+    return tools
+
+
+def _tools_in(values: Iterable[object]) -> list[Tool]:
+    return [value for value in values if isinstance(value, Tool)]

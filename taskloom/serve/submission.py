@@ -21,9 +21,6 @@ from taskloom.serve.config import Limits
 from taskloom.serve.programs import NamedProgram
 from taskloom.tools.registry import ToolRegistry
 
-# Room for the JSON around a spec and its inputs.
-_ENVELOPE_BYTES = 64 * 1024
-
 
 class Refusal(Exception):
     """A request the server will not run."""
@@ -60,7 +57,7 @@ class Submission:
 
 
 def parse_body(raw: bytes, limits: Limits) -> SubmitBody:
-    if len(raw) > limits.max_spec_bytes + limits.max_input_bytes + _ENVELOPE_BYTES:
+    if len(raw) > limits.max_body_bytes:
         raise Refusal(413, f"request body of {len(raw)} bytes is too large")
     try:
         data = json.loads(raw)
