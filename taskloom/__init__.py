@@ -3,6 +3,7 @@
 Public API only; everything else lives in the subpackages.
 """
 
+from taskloom.client import Client
 from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, ToolError
 from taskloom.orchestrator.compile import TaskGraph, compile_program
 from taskloom.orchestrator.kinds import NodeKind, node_kinds
@@ -22,6 +23,7 @@ from taskloom.tools.registry import Tool, ToolRegistry, default_registry, tool
 
 __all__ = [
     "BackendError",
+    "Client",
     "Defaults",
     "InputSpec",
     "LLMNode",
