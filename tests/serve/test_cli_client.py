@@ -6,8 +6,10 @@ import json
 import subprocess
 from pathlib import Path
 
+from conftest import StartServer, subprocess_env
+from conftest import taskloom as taskloom_command
+
 import taskloom
-from conftest import StartServer, subprocess_env, taskloom as taskloom_command
 
 SPEC = """\
 name: hello

@@ -56,3 +56,23 @@ def test_a_killed_server_resumes_its_runs_on_restart(
     # One numbered stream across both servers, the first event as it was.
     assert events[0] == before
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+def test_a_server_stopped_gracefully_leaves_its_runs_to_the_next_one(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    counter = str(tmp_path / "count")
+    server = start_server()
+    with Client(server.url) as client:
+        run_id = client.submit(SPEC, inputs={"counter": counter})
+        deadline = time.monotonic() + 30
+        while "first" not in client.get(run_id)["nodes"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    server.stop()  # SIGTERM: the run is cut, but stays `running` in the store
+    server.start()
+    with Client(server.url) as client:
+        result = client.wait(run_id)
+    assert result["status"] == "succeeded"
+    assert {key: len(tokens) for key, tokens in counts(counter).items()} == {
+        "first": 1, "second": 1, "third": 1}
