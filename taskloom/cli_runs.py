@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -26,6 +27,7 @@ from taskloom.tools.registry import default_registry
 # The exit codes of `taskloom run`, by the status a run ended in.
 EXIT_BY_STATUS = {"succeeded": 0, "failed": 3, "cancelled": 130, "running": 0}
 EXIT_BAD_INPUT = 2
+EXIT_ENGINE_ERROR = 4
 
 ServerOpt = Annotated[
     str | None, typer.Option("--server", envvar="TASKLOOM_SERVER",
@@ -158,3 +160,5 @@ def _remote(call: Any) -> Any:
         return call()
     except ServerError as exc:
         raise fail(str(exc), 1 if exc.status == 422 else EXIT_BAD_INPUT) from None
+    except httpx.TransportError as exc:
+        raise fail(f"cannot reach the server: {exc}", EXIT_ENGINE_ERROR) from None

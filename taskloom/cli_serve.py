@@ -9,10 +9,22 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 
 from taskloom.backends.factory import BACKEND_NAMES
-from taskloom.cli_runs import EXIT_BY_STATUS, ApiKeyOpt, JsonOpt, cancel, fail, resume, runs, show
+from taskloom.cli_runs import (
+    EXIT_BAD_INPUT,
+    EXIT_BY_STATUS,
+    EXIT_ENGINE_ERROR,
+    ApiKeyOpt,
+    JsonOpt,
+    cancel,
+    fail,
+    resume,
+    runs,
+    show,
+)
 from taskloom.client import Client, ServerError
 from taskloom.serve.config import Limits, ServeConfig, ServeConfigError, keys_from_env
 
@@ -104,7 +116,9 @@ def submit(
                 return
             result = _follow(client, run_id, quiet=json_out)
         except ServerError as exc:
-            raise fail(str(exc), 1 if exc.status == 422 else 2) from None
+            raise fail(str(exc), 1 if exc.status == 422 else EXIT_BAD_INPUT) from None
+        except httpx.TransportError as exc:
+            raise fail(f"cannot reach {server}: {exc}", EXIT_ENGINE_ERROR) from None
     typer.echo(json.dumps(result, indent=2, default=str) if json_out else
                f"{run_id}: {result['status']}\n" + json.dumps(result["outputs"], indent=2))
     raise typer.Exit(EXIT_BY_STATUS.get(str(result["status"]), 3))

@@ -142,3 +142,8 @@ def _wait_until_committed(
             store.close()
         time.sleep(0.05)
     pytest.fail("the nodes were never committed")
+
+
+def test_a_server_that_cannot_be_reached_is_exit_4(workdir: Path) -> None:
+    done = _taskloom(workdir, "runs", "--server", "http://127.0.0.1:9", check_code=4)
+    assert "cannot reach the server" in done.stderr

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Server, subprocess_env, taskloom
+from serve_harness import Server, subprocess_env, taskloom
 
 from taskloom.client import Client, ServerError
 

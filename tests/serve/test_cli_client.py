@@ -6,8 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import StartServer, subprocess_env
-from conftest import taskloom as taskloom_command
+from serve_harness import StartServer, subprocess_env
+from serve_harness import taskloom as taskloom_command
 
 import taskloom
 

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import subprocess_env, taskloom
+from serve_harness import subprocess_env, taskloom
 
 from taskloom.serve.config import ServeConfig, ServeConfigError, is_loopback, tenant_id
 

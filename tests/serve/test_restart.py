@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import StartServer
+from serve_harness import StartServer
 from serve_test_tools import counts
 
 from taskloom.client import Client
