@@ -27,6 +27,7 @@ from taskloom.cli_runs import (
 )
 from taskloom.client import Client, ServerError
 from taskloom.serve.config import Limits, ServeConfig, ServeConfigError, keys_from_env
+from taskloom.serve.services import tool_module
 
 _LIMITS = Limits()
 
@@ -80,6 +81,8 @@ def serve(
     )
     try:
         config.check()
+        for module_name in config.tool_modules:
+            tool_module(module_name)
     except ServeConfigError as exc:
         raise fail(str(exc)) from None
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")

@@ -7,6 +7,7 @@ import importlib
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import cast
 
 import anyio
@@ -15,7 +16,7 @@ from taskloom.backends.factory import BackendName, open_backend
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY
 from taskloom.orchestrator.store import RunStore
 from taskloom.runtime import Runtime
-from taskloom.serve.config import ServeConfig
+from taskloom.serve.config import ServeConfig, ServeConfigError
 from taskloom.serve.manager import RunManager
 from taskloom.serve.metrics import MeteredBackend, ServeMetrics
 from taskloom.tools.registry import Tool, ToolRegistry, default_registry
@@ -54,9 +55,16 @@ def server_tools(config: ServeConfig) -> ToolRegistry:
     """The built-ins, plus every `Tool` defined in the modules of `--tools`."""
     tools = default_registry(root=config.tools_root, allowed_hosts=config.allow_hosts)
     for module_name in config.tool_modules:
-        for found in _tools_in(vars(importlib.import_module(module_name)).values()):
+        for found in _tools_in(vars(tool_module(module_name)).values()):
             tools.register(found)
     return tools
+
+
+def tool_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # any failure of the operator's module stops the start
+        raise ServeConfigError(f"--tools {name}: cannot import it: {exc}") from exc
 
 
 def _tools_in(values: Iterable[object]) -> list[Tool]:

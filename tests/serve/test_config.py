@@ -49,3 +49,13 @@ def test_keys_from_the_environment_count(tmp_path: Path) -> None:
     )
     assert started.returncode == 2
     assert "unknown backend 'nope'" in started.stderr  # past the key check
+
+
+def test_a_tools_module_that_does_not_import_refuses_to_start(tmp_path: Path) -> None:
+    started = subprocess.run(
+        taskloom("serve", "--backend", "scripted", "--tools", "no_such_module_here",
+                 "--store", str(tmp_path / "s.db")),
+        capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
+    )
+    assert started.returncode == 2
+    assert "--tools no_such_module_here: cannot import it" in started.stderr
