@@ -318,17 +318,15 @@ def _first_difference(a: str, b: str) -> int:
 
 
 async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    from taskloom.backends.embedded import ensure_embedded_model
-    from taskloom.backends.vllm_engine import VLLMBackend
+    from taskloom.backends.factory import open_backend
 
     programs = mixed_programs(args.programs, args.max_tokens)
     arrivals = poisson_arrivals(args.rate, len(programs), args.seed)
     started = time.monotonic()
-    engine = await VLLMBackend.start(ensure_embedded_model(), max_num_seqs=args.max_num_seqs,
-                                     dtype=args.dtype)
-    _say(f"engine ({args.dtype}) started in {time.monotonic() - started:.0f} s")
     runs: list[RunReport] = []
-    try:
+    async with open_backend("vllm", max_num_seqs=args.max_num_seqs,
+                            dtype=args.dtype) as engine:
+        _say(f"engine ({args.dtype}) started in {time.monotonic() - started:.0f} s")
         reference = await run_once("reference", 0, engine, programs, arrivals)
         _say(_progress(reference))
         names = ["fcfs", *map(atlas_name, args.atlas_caps)]
@@ -338,8 +336,6 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 run = await run_once(name, round_, engine, programs, arrivals)
                 _say(_progress(run))
                 runs.append(run)
-    finally:
-        await engine.close()
     return report(args, programs, arrivals, reference, runs)
 
 

@@ -21,8 +21,7 @@ from typing import Any
 
 import anyio
 
-from taskloom.backends.embedded import ensure_embedded_model
-from taskloom.backends.vllm_engine import VLLMBackend
+from taskloom.backends.factory import open_backend
 from taskloom.orchestrator.result import NodeResult
 from taskloom.program.load import load
 from taskloom.program.models import Program
@@ -67,14 +66,11 @@ async def run_probe_benchmark() -> dict[str, Any]:
     probed_program = load(SPEC)
     plain_program = without_probes(probed_program)
     started = time.monotonic()
-    backend = await VLLMBackend.start(ensure_embedded_model(), max_num_seqs=16)
-    start_s = time.monotonic() - started
-    try:
+    async with open_backend("vllm", max_num_seqs=16) as backend:
+        start_s = time.monotonic() - started
         runtime = Runtime(backend)
         plain = await _solve_all(runtime, plain_program)
         probed = await _solve_all(runtime, probed_program)
-    finally:
-        await backend.close()
     rows = [_row(*three) for three in zip(PROBLEMS, plain, probed, strict=True)]
     return {"engine_start_s": round(start_s, 1), "problems": rows, "total": _total(rows)}
 

@@ -318,18 +318,12 @@ def sweep_search_latency(count: int, seed: int, medians: Sequence[float]) -> lis
 
 def run_engine(per_workload: int, seed: int, max_tokens: int) -> dict[str, Any]:
     async def main() -> dict[str, Any]:
-        from taskloom.backends.embedded import ensure_embedded_model
-        from taskloom.backends.vllm_engine import VLLMBackend
+        from taskloom.backends.factory import open_backend
 
         started = time.monotonic()
-        backend = await VLLMBackend.start(
-            str(ensure_embedded_model()), max_num_seqs=16, max_model_len=4096
-        )
-        start_s = time.monotonic() - started
-        try:
+        async with open_backend("vllm", max_num_seqs=16, max_model_len=4096) as backend:
+            start_s = time.monotonic() - started
             report = await _engine_questions(backend, per_workload, seed, max_tokens)
-        finally:
-            await backend.close()
         report["engine_start_s"] = round(start_s, 1)
         return report
 

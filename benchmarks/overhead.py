@@ -183,8 +183,7 @@ async def direct_batch(backend: Backend, max_tokens: int, tag: str) -> tuple[flo
 async def batching(repeats: int, max_tokens: int) -> dict[str, Any]:
     from taskloom.backends.factory import open_backend
 
-    backend = await open_backend("vllm", model=None)
-    try:
+    async with open_backend("vllm") as backend:
         runtime = Runtime(backend, tools=ToolRegistry())
         program = batching_program(max_tokens)
         await direct_batch(backend, max_tokens, "warmup")  # first calls pay one-off costs
@@ -197,8 +196,6 @@ async def batching(repeats: int, max_tokens: int) -> dict[str, Any]:
             mapped_tokens = result.generated_tokens
             seconds, direct_tokens = await direct_batch(backend, max_tokens, str(repeat))
             direct.append(seconds)
-    finally:
-        await backend.close()
     map_s, direct_s = statistics.median(mapped), statistics.median(direct)
     return {
         "calls": len(PROMPTS),

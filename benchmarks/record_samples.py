@@ -112,10 +112,9 @@ async def sample_question(
 
 async def record(args: argparse.Namespace) -> None:
     questions = make_questions(args.questions)
-    backend = await VLLMBackend.start(ensure_embedded_model(), max_num_seqs=args.max_num_seqs)
+    backend = VLLMBackend(ensure_embedded_model(), max_num_seqs=args.max_num_seqs)
     limiter = anyio.CapacityLimiter(args.max_num_seqs * 2)
     rows: list[dict[str, Any] | None] = [None] * len(questions)
-    started = time.monotonic()
     done = 0
 
     async def one_question(index: int) -> None:
@@ -125,14 +124,13 @@ async def record(args: argparse.Namespace) -> None:
         if done == args.warmup or done % 10 == 0:
             _report_progress(done, len(questions), started, args.samples)
 
-    try:
+    async with backend:
+        started = time.monotonic()  # after the engine start, which is not sampling time
         # Every question at once: the limiter keeps the engine's queue full but bounded,
         # and questions finish roughly in order because the limiter is FIFO.
         async with anyio.create_task_group() as group:
             for index in range(len(questions)):
                 group.start_soon(one_question, index)
-    finally:
-        await backend.close()
     wall_s = time.monotonic() - started
     finished = [row for row in rows if row is not None]
     header = _header(args, wall_s, finished)

@@ -33,6 +33,7 @@ from typing import Any
 import anyio
 
 from taskloom.backends.base import Backend
+from taskloom.backends.factory import backend_name, open_backend
 from taskloom.bench.calibrate import (
     Calibration,
     CalibrationPlan,
@@ -44,6 +45,7 @@ from taskloom.bench.metrics import BenchRow, ProgramOutcome
 from taskloom.bench.replay import RecordedLengths, RecordingBackend
 from taskloom.bench.runner import (
     BenchConfig,
+    PointRun,
     SharedEngines,
     SimEngines,
     SimSetup,
@@ -85,7 +87,7 @@ def bench_config(args: argparse.Namespace, backend: str) -> BenchConfig:
                               max_output_tokens=args.max_output_tokens)
     return BenchConfig(workload="chat", policies=(POLICY,), rates=(args.rate,),
                        programs=args.programs, seed=args.seed,
-                       backend="sim" if backend == "sim" else "vllm", options=options)
+                       backend=backend_name(backend), options=options)
 
 
 @dataclass
@@ -99,25 +101,19 @@ class RealRun:
 async def run_real(
     args: argparse.Namespace, workload: Workload, lengths: RecordedLengths
 ) -> RealRun:
-    from taskloom.backends.embedded import ensure_embedded_model
-    from taskloom.backends.vllm_engine import VLLMBackend
-
-    model = await anyio.to_thread.run_sync(ensure_embedded_model)
-    engine = await VLLMBackend.start(model, max_num_seqs=args.max_num_seqs, max_model_len=2048)
-    try:
+    async with open_backend("vllm", max_num_seqs=args.max_num_seqs,
+                            max_model_len=2048) as engine:
         calibration = await _calibration(args, engine)
         recording = RecordingBackend(engine, lengths)
         started = time.perf_counter()
-        row = await run_point(bench_config(args, "vllm"), workload, POLICY, args.rate,
-                              SharedEngines([recording]), _progress("real"))
+        point = await run_point(bench_config(args, "vllm"), workload, POLICY, args.rate,
+                                SharedEngines([recording]), _progress("real"))
+        row = point.row
         run = RealRun(row, calibration, time.perf_counter() - started)
         if args.recalibrate_after:
             print("calibrating again after the run…", flush=True)
             run.calibration_after = await calibrate(engine, PLAN, model=calibration.model)
         return run
-    finally:
-        with anyio.CancelScope(shield=True):
-            await engine.close()
 
 
 async def _calibration(args: argparse.Namespace, engine: Backend) -> Calibration:
@@ -133,9 +129,10 @@ def run_sim(args: argparse.Namespace, workload: Workload, calibration: Calibrati
             lengths: RecordedLengths) -> BenchRow:
     setup = SimSetup(engine=calibration.engine, cost=calibration.cost,
                      output_tokens=lengths.output_tokens)
-    row: BenchRow = run_on_virtual_time(run_point, bench_config(args, "sim"), workload, POLICY,
-                                        args.rate, SimEngines(setup), _progress("sim"))
-    return row
+    point: PointRun = run_on_virtual_time(run_point, bench_config(args, "sim"), workload,
+                                          POLICY, args.rate, SimEngines(setup),
+                                          _progress("sim"))
+    return point.row
 
 
 def _progress(label: str) -> Any:

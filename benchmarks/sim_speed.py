@@ -54,8 +54,8 @@ def parse_args() -> argparse.Namespace:
 async def simulate(config: BenchConfig, workload: Workload, policy: str, rate: float,
                    setup: SimSetup) -> tuple[BenchRow, float]:
     start = anyio.current_time()
-    row = await run_point(config, workload, policy, rate, SimEngines(setup), _progress())
-    return row, anyio.current_time() - start
+    point = await run_point(config, workload, policy, rate, SimEngines(setup), _progress())
+    return point.row, anyio.current_time() - start
 
 
 def _progress() -> Any:

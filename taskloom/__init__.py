@@ -3,6 +3,8 @@
 Public API only; everything else lives in the subpackages.
 """
 
+from taskloom.backends.factory import BackendName, open_backend
+from taskloom.backends.scripted import ScriptedBackend
 from taskloom.client import Client
 from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, ToolError
 from taskloom.orchestrator.compile import TaskGraph, compile_program
@@ -23,6 +25,7 @@ from taskloom.tools.registry import Tool, ToolRegistry, default_registry, tool
 
 __all__ = [
     "BackendError",
+    "BackendName",
     "Client",
     "Defaults",
     "InputSpec",
@@ -36,6 +39,7 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "Runtime",
+    "ScriptedBackend",
     "SpecError",
     "SpecErrors",
     "TaskGraph",
@@ -49,6 +53,7 @@ __all__ = [
     "load",
     "loads",
     "node_kinds",
+    "open_backend",
     "run_program",
     "run_sync",
     "tool",

@@ -2,31 +2,46 @@
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import typer
 from rich.console import Console
 
-from taskloom.backends.factory import BackendName as EngineName
+from taskloom.backends.factory import BackendName, BackendSettingsError, check_base_url
 from taskloom.bench.cli import bench_app
-from taskloom.cli_render import LiveProgress, print_run_result, run_result_json
+from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
 from taskloom.cli_serve import register_commands
-from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, root_cause
+from taskloom.errors import (
+    BackendError,
+    SpecError,
+    SpecErrors,
+    TaskloomError,
+    ToolError,
+    root_cause,
+)
 from taskloom.orchestrator.compile import TaskGraph, compile_program, describe
-from taskloom.orchestrator.inputs import InputError, resolve_inputs
+from taskloom.orchestrator.draw import UnknownFormat, write_graph
+from taskloom.orchestrator.inputs import (
+    InputError,
+    NotStrictJson,
+    decode_json_object,
+    decode_json_value,
+    resolve_inputs,
+)
 from taskloom.orchestrator.result import RunResult, RunStatus
-from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, policy_names
+from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, UnknownPolicy, check_policy
 from taskloom.orchestrator.store import RunStore
 from taskloom.program.load import load
-from taskloom.tools.registry import default_registry
+from taskloom.runtime import Runtime
+from taskloom.tools.builtin.http_get import HostAllowList
+from taskloom.tools.registry import ImportPolicy, ToolRegistry, default_registry
 
 app = typer.Typer(
     help=(
@@ -52,12 +67,6 @@ class ExitCode:
     CANCELLED = 130
 
 
-class BackendName(StrEnum):
-    vllm = "vllm"
-    openai = "openai"
-    scripted = "scripted"
-
-
 SpecArg = Annotated[
     Path, typer.Argument(help="Path to a program spec (YAML).", show_default=False)
 ]
@@ -69,14 +78,35 @@ AllowHostOpt = Annotated[
     list[str] | None,
     typer.Option("--allow-host", help="A host http_get may fetch from (repeatable)."),
 ]
+AllowImportOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-import",
+        help="Trust this module (or package prefix) for `tool: module:function` "
+        "(repeatable). Modules beside the spec are trusted; no other module is imported.",
+    ),
+]
 
 
-def _check(spec: Path, tools_root: Path, allow_host: list[str] | None) -> TaskGraph:
+def _registry(
+    spec: Path, tools_root: Path, allow_host: list[str] | None, allow_import: list[str] | None
+) -> ToolRegistry:
+    """The built-in tools, plus `module:function` tools from modules beside the spec or
+    named with --allow-import; exit 2 on a malformed --allow-import or --allow-host."""
+    _check_allowed_hosts(allow_host or [])
+    try:
+        policy = ImportPolicy.beside(spec, allow_import or ())
+    except ToolError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    return default_registry(root=tools_root, allowed_hosts=allow_host or (), import_policy=policy)
+
+
+def _check(spec: Path, tools: ToolRegistry) -> TaskGraph:
     """Load and compile, or print located errors and exit 1."""
     try:
         program = load(spec)
-        return compile_program(program, default_registry(root=tools_root,
-                                                         allowed_hosts=allow_host or ()))
+        return compile_program(program, tools)
     except (SpecError, SpecErrors) as exc:
         errors = exc.errors if isinstance(exc, SpecErrors) else [exc]
         for error in errors:
@@ -84,18 +114,44 @@ def _check(spec: Path, tools_root: Path, allow_host: list[str] | None) -> TaskGr
         raise typer.Exit(ExitCode.SPEC_ERROR) from None
 
 
+def _refuse(message: str) -> NoReturn:
+    """A bad option or input: one line on stderr, exit 2, before anything runs."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(ExitCode.BAD_INPUT)
+
+
+def _check_allowed_hosts(hosts: list[str]) -> None:
+    try:
+        HostAllowList.of(hosts)
+    except ValueError as exc:
+        _refuse(f"--allow-host: {exc}")
+
+
+def _check_run_options(
+    timeout: float | None, backend: BackendName, base_url: str | None
+) -> None:
+    # nan compares false with everything, so `timeout <= 0` alone would let it through.
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        _refuse(f"--timeout must be a positive number of seconds, got {timeout}")
+    try:
+        check_base_url(backend, base_url)
+    except BackendSettingsError as exc:
+        _refuse(str(exc))
+
+
 @app.command()
 def validate(
     spec: SpecArg,
     tools_root: ToolsRootOpt = Path("."),
     allow_host: AllowHostOpt = None,
+    allow_import: AllowImportOpt = None,
 ) -> None:
     """Check a spec without running it.
 
     Exits 0 and prints a summary of the graph (nodes, edges, widest parallel level,
     critical path); on any error exits 1 and prints FILE:LINE:COL: message, with a hint.
     """
-    graph = _check(spec, tools_root, allow_host)
+    graph = _check(spec, _registry(spec, tools_root, allow_host, allow_import))
     typer.echo(f"{spec}: ok — {graph.program.name}")
     typer.echo(describe(graph.stats))
 
@@ -112,8 +168,10 @@ def run(
         Path | None, typer.Option("--inputs", help="A JSON file with an object of inputs.")
     ] = None,
     backend: Annotated[
-        BackendName, typer.Option(help="vllm: in-process engine; openai: an HTTP server.")
-    ] = BackendName.vllm,
+        BackendName, typer.Option(help="vllm: in-process engine; openai: an HTTP server "
+                                  "(needs --base-url); sim: simulated engine, filler "
+                                  "answers; scripted: answers 'ok' (a test double).")
+    ] = BackendName.VLLM,
     model: Annotated[
         str | None,
         typer.Option(help="Model path or name. Default for vllm: the embedded SmolLM2-135M."),
@@ -132,6 +190,7 @@ def run(
     ] = True,
     tools_root: ToolsRootOpt = Path("."),
     allow_host: AllowHostOpt = None,
+    allow_import: AllowImportOpt = None,
     verbose: Annotated[bool, typer.Option(help="Show the engine's own log lines.")] = False,
     policy: Annotated[
         str | None, typer.Option(
@@ -154,26 +213,27 @@ def run(
     outputs. Exit codes: 0 ok, 1 spec error, 2 bad inputs, 3 a node failed, 4 engine
     error, 130 cancelled (Ctrl-C or --timeout); nothing already computed is lost.
     """
-    graph = _check(spec, tools_root, allow_host)
+    _check_run_options(timeout, backend, base_url)
+    tools = _registry(spec, tools_root, allow_host, allow_import)
+    graph = _check(spec, tools)
     if not verbose:
         # vLLM logs every engine setting at INFO; a person running a spec wants progress.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     given = _parse_inputs(input or [], inputs)
     policy = policy or graph.program.policy or DEFAULT_POLICY
-    if policy not in policy_names():
-        typer.echo(f"error: unknown policy '{policy}'; choose from {', '.join(policy_names())}",
-                   err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT)
+    try:
+        check_policy(policy)
+    except UnknownPolicy as exc:
+        _refuse(str(exc))
     try:
         given = resolve_inputs(graph.program, given)  # before paying for an engine start
     except InputError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+        _refuse(str(exc))
     store = RunStore() if save else None
     try:
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
-            store, json_out, tools_root, allow_host or [], policy, sample_slots,
+            store, json_out, tools, policy, sample_slots,
         )
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
@@ -182,7 +242,7 @@ def run(
         typer.echo("cancelled before the run started", err=True)
         raise typer.Exit(ExitCode.CANCELLED)
     if json_out:
-        typer.echo(json.dumps(run_result_json(result), indent=2, default=str))
+        typer.echo(strict_json(run_result_json(result)))
     else:
         print_run_result(result, Console())
     raise typer.Exit(_exit_code(result))
@@ -214,16 +274,12 @@ async def _run_interruptibly(
     timeout: float | None,
     store: RunStore | None,
     quiet: bool,
-    tools_root: Path,
-    allow_host: list[str],
+    tools: ToolRegistry,
     policy: str,
     sample_slots: int | None,
 ) -> RunResult | None:
     """Run with Ctrl-C turned into a clean cancellation: in-flight engine requests are
     aborted and the partial result is returned rather than lost."""
-    from taskloom.runtime import Runtime
-
-    tools = default_registry(root=tools_root, allowed_hosts=allow_host)
     result: RunResult | None = None
     running = False
     async with anyio.create_task_group() as group:
@@ -242,7 +298,7 @@ async def _run_interruptibly(
         with progress:
             progress.note(f"starting the {backend} engine…")
             async with Runtime.open(
-                cast(EngineName, backend), model=model, base_url=base_url, tools=tools,
+                backend, model=model, base_url=base_url, tools=tools,
                 store=store, policy=policy, sample_slots=sample_slots,
             ) as runtime:
                 progress.note("running")
@@ -274,23 +330,23 @@ def _parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
     given: dict[str, Any] = {}
     if inputs_file is not None:
         try:
-            loaded = json.loads(inputs_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            typer.echo(f"error: cannot read --inputs {inputs_file}: {exc}", err=True)
-            raise typer.Exit(ExitCode.BAD_INPUT) from None
-        if not isinstance(loaded, dict):
-            typer.echo(f"error: --inputs {inputs_file} must hold a JSON object", err=True)
-            raise typer.Exit(ExitCode.BAD_INPUT)
-        given.update(loaded)
+            data = inputs_file.read_bytes()
+        except OSError as exc:
+            _refuse(f"cannot read --inputs {inputs_file}: {exc.strerror or exc}")
+        try:
+            given.update(decode_json_object(data, f"--inputs {inputs_file}"))
+        except InputError as exc:
+            _refuse(str(exc))
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            typer.echo(f"error: -i expects KEY=VALUE, got '{pair}'", err=True)
-            raise typer.Exit(ExitCode.BAD_INPUT)
+            _refuse(f"-i expects KEY=VALUE, got '{pair}'")
         try:
-            given[key] = json.loads(raw)
-        except json.JSONDecodeError:
+            given[key] = decode_json_value(raw, f"-i {key}")
+        except NotStrictJson:
             given[key] = raw  # plain text is a string input
+        except InputError as exc:
+            _refuse(str(exc))
     return given
 
 
@@ -303,16 +359,20 @@ def graph(
     ],
     tools_root: ToolsRootOpt = Path("."),
     allow_host: AllowHostOpt = None,
+    allow_import: AllowImportOpt = None,
 ) -> None:
     """Draw the program's DAG; the format follows the output file's extension."""
-    from taskloom.orchestrator.draw import UnknownFormat, write_graph
-
-    task_graph = _check(spec, tools_root, allow_host)
+    task_graph = _check(spec, _registry(spec, tools_root, allow_host, allow_import))
+    # A missing folder is refused, not created: a mistyped -o should not leave new
+    # directories behind, just as a shell redirection into one does not.
+    if not output.parent.is_dir():
+        _refuse(f"cannot write {output}: the folder {output.parent} does not exist")
     try:
         write_graph(task_graph, output)
     except UnknownFormat as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+        _refuse(str(exc))
+    except OSError as exc:
+        _refuse(f"cannot write {output}: {exc.strerror or exc}")
     typer.echo(f"wrote {output}")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
@@ -136,6 +138,34 @@ def run_result_json(result: RunResult) -> dict[str, Any]:
             for node in result.nodes.values()
         },
     }
+
+
+def strict_json(payload: Any) -> str:
+    """`payload` as RFC 8259 JSON, which strict parsers (JavaScript's, jq's) accept.
+
+    Python's json writes a non-finite float as a bare `Infinity` or `NaN`, which is
+    not JSON. Each becomes the string "Infinity", "-Infinity" or "NaN" instead: null
+    would read as "no output" (a skipped node's output is null), while the string keeps
+    what the run computed and `float()` turns it back. Values JSON has no type for
+    (a date, a set) are written as their text.
+    """
+    return json.dumps(_finite(payload), indent=2, default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {_key(key): _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _key(key: Any) -> Any:
+    if isinstance(key, float) and not math.isfinite(key):
+        return _finite(key)
+    return key if isinstance(key, str | int | float | bool) or key is None else str(key)
 
 
 def _seconds(value: float | None) -> str:

@@ -15,14 +15,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from taskloom.backends.factory import BACKEND_NAMES
+from taskloom.backends.factory import (
+    BackendName,
+    BackendSettingsError,
+    backend_name,
+    check_base_url,
+)
 from taskloom.cli_render import print_run_result, run_result_json
 from taskloom.client import Client, ServerError
 from taskloom.orchestrator.result import RunResult
 from taskloom.orchestrator.store import RunNotFound, RunStore, StoredStatus
 from taskloom.runtime import Runtime
 from taskloom.serve.views import stored_run_json
-from taskloom.tools.registry import default_registry
+from taskloom.tools.registry import ImportPolicy, default_registry
 
 # The exit codes of `taskloom run`, by the status a run ended in.
 EXIT_BY_STATUS = {"succeeded": 0, "failed": 3, "cancelled": 130, "running": 0}
@@ -117,31 +122,41 @@ def cancel(
 
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to continue.")],
-    backend: Annotated[str, typer.Option(help="Engine: " + ", ".join(BACKEND_NAMES))] = "vllm",
+    backend: Annotated[str, typer.Option(
+        help="Engine: " + ", ".join(b.value for b in BackendName))] = "vllm",
     model: Annotated[str | None, typer.Option(help="Model path or name.")] = None,
     base_url: Annotated[str | None, typer.Option(help="Server URL for openai.")] = None,
     store: StoreOpt = None,
     tools_root: Annotated[Path, typer.Option(help="Folder read_file may read.")] = Path("."),
     allow_host: Annotated[list[str] | None, typer.Option(help="A host http_get may fetch.")] = None,
+    allow_import: Annotated[list[str] | None, typer.Option(
+        "--allow-import", help="A module prefix whose functions may be imported as tools; "
+        "the modules beside the run's spec file are trusted as for `run`.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Continue a run that a crash (or kill -9) cut short.
 
     Nodes that finished are loaded and not run again; nodes that were in flight run
     again from their start; a `plan` node or a vote in flight restarts as a whole."""
-    if backend not in BACKEND_NAMES:
-        raise fail(f"unknown backend '{backend}'; choose from {', '.join(BACKEND_NAMES)}")
+    try:
+        check_base_url(backend_name(backend), base_url)
+    except BackendSettingsError as exc:
+        raise fail(str(exc)) from None
     local = RunStore(store)
     row = local.get(run_id)
     if row is None:
         raise fail(f"no run '{run_id}' in {local.path}")
     if not json_out:
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-    tools = default_registry(root=tools_root, allowed_hosts=allow_host or ())
+    prefixes = tuple(allow_import or ())
+    trusted = (ImportPolicy.beside(row.spec_file, prefixes) if row.spec_file
+               and Path(row.spec_file).is_file() else ImportPolicy(prefixes=prefixes))
+    tools = default_registry(root=tools_root, allowed_hosts=allow_host or (),
+                             import_policy=trusted)
 
     async def main() -> RunResult:
-        async with Runtime.open(backend, model=model, base_url=base_url,  # type: ignore[arg-type]
-                                tools=tools, store=local) as runtime:
+        async with Runtime.open(backend, model=model, base_url=base_url, tools=tools,
+                                store=local) as runtime:
             return await runtime.resume(run_id)
 
     try:

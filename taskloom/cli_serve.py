@@ -12,7 +12,12 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from taskloom.backends.factory import BACKEND_NAMES
+from taskloom.backends.factory import (
+    BackendName,
+    BackendSettingsError,
+    backend_name,
+    check_base_url,
+)
 from taskloom.cli_runs import (
     EXIT_BAD_INPUT,
     EXIT_BY_STATUS,
@@ -41,7 +46,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs "
                                       "--api-key.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8321,
-    backend: Annotated[str, typer.Option(help="Engine: " + ", ".join(BACKEND_NAMES))] = "vllm",
+    backend: Annotated[str, typer.Option(
+        help="Engine: " + ", ".join(b.value for b in BackendName))] = "vllm",
     model: Annotated[str | None, typer.Option(help="Model path or name.")] = None,
     base_url: Annotated[str | None, typer.Option(help="Server URL for openai.")] = None,
     policy: Annotated[str | None, typer.Option(help="Default scheduling policy.")] = None,
@@ -52,7 +58,11 @@ def serve(
         "--api-key", help="An API key (repeatable); each key is a tenant. Also "
         "TASKLOOM_API_KEYS=k1,k2.")] = None,
     allow_import_tools: Annotated[bool, typer.Option(
-        help="Let specs sent over HTTP use `module:function` tools.")] = False,
+        help="Let specs sent over HTTP use `module:function` tools (of the modules "
+        "under --allow-import only).")] = False,
+    allow_import: Annotated[list[str] | None, typer.Option(
+        "--allow-import", help="A module prefix whose functions may be imported as "
+        "tools (repeatable).")] = None,
     tools_root: Annotated[Path, typer.Option(help="Folder read_file may read.")] = Path("."),
     allow_host: Annotated[list[str] | None, typer.Option(help="A host http_get may fetch "
                                                          "(repeatable).")] = None,
@@ -69,21 +79,21 @@ def serve(
 
     Runs survive a crash: each finished node is in the store, and a restarted server
     resumes the runs that were running. API docs at /docs."""
-    if backend not in BACKEND_NAMES:
-        raise fail(f"unknown backend '{backend}'; choose from {', '.join(BACKEND_NAMES)}")
     config = ServeConfig(
         host=host, port=port, backend=backend, model=model, base_url=base_url, policy=policy,
         store=store, specs=specs, api_keys=tuple(api_key or ()) + keys_from_env(),
-        allow_import_tools=allow_import_tools, tools_root=tools_root,
+        allow_import_tools=allow_import_tools, allow_import=tuple(allow_import or ()),
+        tools_root=tools_root,
         allow_hosts=tuple(allow_host or ()), tool_modules=tuple(tools or ()),
         limits=Limits(max_spec_bytes=max_spec_bytes, max_input_bytes=max_input_bytes,
                       max_nodes=max_nodes, max_runs_in_flight=max_runs_in_flight),
     )
     try:
+        check_base_url(backend_name(backend), base_url)
         config.check()
         for module_name in config.tool_modules:
             tool_module(module_name)
-    except ServeConfigError as exc:
+    except (ServeConfigError, BackendSettingsError) as exc:
         raise fail(str(exc)) from None
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     # Imported here: FastAPI and uvicorn are not needed by the other commands.

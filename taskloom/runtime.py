@@ -69,7 +69,7 @@ class Runtime:
     @asynccontextmanager
     async def open(
         cls,
-        backend: BackendName = "vllm",
+        backend: BackendName | str = BackendName.VLLM,
         *,
         model: str | None = None,
         base_url: str | None = None,
@@ -83,14 +83,12 @@ class Runtime:
 
         `sample_slots`: see `shared_sample_pool`; None leaves each self-consistency
         node sampling on its own."""
-        engine = await open_backend(backend, model=model, base_url=base_url, **backend_options)
-        try:
+        async with open_backend(
+            backend, model=model, base_url=base_url, **backend_options
+        ) as engine:
             yield cls(
                 engine, tools=tools, store=store, policy=policy, sample_slots=sample_slots
             )
-        finally:
-            with anyio.CancelScope(shield=True):
-                await engine.close()
 
     def scheduler_for(self, policy: str) -> Scheduler:
         """The scheduler of `policy` over this runtime's backend (made once)."""
@@ -220,7 +218,7 @@ async def run_program(
     program: Program,
     inputs: Mapping[str, Any] | None = None,
     *,
-    backend: Backend | BackendName = "vllm",
+    backend: Backend | BackendName | str = BackendName.VLLM,
     model: str | None = None,
     base_url: str | None = None,
     tools: ToolRegistry | None = None,

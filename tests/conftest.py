@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 
 import httpx
@@ -79,23 +79,18 @@ def engine() -> Iterator[VLLMBackend]:
             pytest.fail("the engine fixture needs the asyncio runner, but a trio one is live")
         model = ensure_embedded_model()
         started = time.monotonic()
-        backend: VLLMBackend = runner.run_fixture(_start_engine, {"model": str(model)})
-        print(f"\n[taskloom] vLLM engine started in {time.monotonic() - started:.1f} s")
-        try:
+        for backend in runner.run_asyncgen_fixture(_open_engine, {"model": str(model)}):
+            print(f"\n[taskloom] vLLM engine started in {time.monotonic() - started:.1f} s")
             yield backend
-        finally:
-            runner.run_fixture(_close_engine, {"backend": backend})
 
 
-async def _start_engine(model: str) -> VLLMBackend:
+async def _open_engine(model: str) -> AsyncGenerator[VLLMBackend, None]:
     # float32, not the model's own bfloat16: in bfloat16 vLLM's CPU build gives greedy
     # answers that change with the batch a call shares (5 of 8 short chat answers did), so
     # tests that compare a preempted or batched answer with a lone one need float32.
-    return await VLLMBackend.start(model, max_num_seqs=16, max_model_len=2048, dtype="float32")
-
-
-async def _close_engine(backend: VLLMBackend) -> None:
-    await backend.close()
+    async with VLLMBackend(model, max_num_seqs=16, max_model_len=2048,
+                           dtype="float32") as backend:
+        yield backend
 
 
 # --- a real OpenAI-compatible vLLM server (the `openai_server` session's one engine) ---

@@ -149,14 +149,18 @@ def test_an_engine_that_dies_mid_run_fails_the_run_and_keeps_finished_work(
 
 
 def test_sample_slots_cap_the_samples_in_the_engine(vllm_server: str, tmp_path: Path) -> None:
-    # Three questions of up to 8 samples (gangs of 3) in a pool of 4 slots.
+    # Three questions of up to 8 samples (gangs of 3) in a pool of 4 slots. A question
+    # starts only with its whole gang, so the server's own count of running requests
+    # (updated every engine step) reached 3; the pool keeps it at 4 or fewer (24
+    # without it). A gang runs for several engine steps, longer than a poll takes.
+    gang, slots = 3, 4
     run = _start_run(SPECS / "self_consistency.yaml", vllm_server, tmp_path,
-                     "--sample-slots", "4")
+                     "--sample-slots", str(slots))
     most_running = 0.0
     try:
         while run.poll() is None:
             most_running = max(most_running, _running(vllm_server))
-            time.sleep(0.05)
+            time.sleep(0.01)
         stdout, stderr = run.communicate(timeout=60)
     finally:
         run.kill()
@@ -164,5 +168,5 @@ def test_sample_slots_cap_the_samples_in_the_engine(vllm_server: str, tmp_path: 
     report = json.loads(stdout)
     assert report["status"] == "succeeded"
     used = report["outputs"]["samples_used"]
-    assert len(used) == 3 and all(3 <= count <= 8 for count in used)
-    assert 0 < most_running <= 4
+    assert len(used) == 3 and all(gang <= count <= 8 for count in used)
+    assert gang <= most_running <= slots

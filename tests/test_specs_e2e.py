@@ -6,11 +6,15 @@ JSON outputs parsed against their schemas, tokens were counted, calls overlapped
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import pytest
 
+from taskloom.backends.base import Chunk, GenerateRequest
 from taskloom.backends.vllm_engine import VLLMBackend
 from taskloom.orchestrator.result import NodeStatus, RunStatus
 from taskloom.orchestrator.scheduler.registry import make_scheduler
@@ -75,12 +79,16 @@ nodes:
   essay1: {kind: llm, prompt: "Write a very long story about a lighthouse."}
   essay2: {kind: llm, prompt: "Write a very long story about a glacier."}
 """
-    runtime = Runtime(engine)
-    with anyio.move_on_after(3):
-        await runtime.run(loads(spec))
-        pytest.fail("two 1500-token essays cannot finish in 3 s on this engine")
-    partial = runtime.last_result
-    assert partial is not None and partial.status is RunStatus.CANCELLED
+    stop = anyio.Event()
+
+    async def stop_soon() -> None:
+        await anyio.sleep(3)  # two 1500-token essays cannot finish in 3 s on this engine
+        stop.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(stop_soon)
+        partial = await Runtime(engine).run(loads(spec), cancel=stop)
+    assert partial.status is RunStatus.CANCELLED
     assert partial.nodes["quick"].output == 1024  # finished work is kept
     assert partial.nodes["essay1"].status is NodeStatus.CANCELLED
     with anyio.fail_after(10):
@@ -114,28 +122,48 @@ nodes:
             await anyio.sleep(0.05)
 
 
+@dataclass
+class CountingBackend:
+    """Passes every call to `inner` and counts the calls in flight: `most_in_flight` is
+    the most there ever were at once. (Polling the engine between event-loop turns can
+    miss a peak; this sees every call start and end.)"""
+
+    inner: VLLMBackend
+    name: str = "counting"
+    in_flight: int = 0
+    most_in_flight: int = 0
+
+    def capacity(self) -> int:
+        return self.inner.capacity()
+
+    async def close(self) -> None:
+        """The session's engine stays open for the tests after this one."""
+
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            async with aclosing(self.inner.generate(request)) as stream:
+                async for chunk in stream:
+                    yield chunk
+        finally:
+            self.in_flight -= 1
+
+
 @pytest.mark.anyio
 async def test_self_consistency_questions_share_a_sample_pool(engine: VLLMBackend) -> None:
-    # Three questions of up to 8 samples, gangs of 3, in a pool of 4 slots: at most one
-    # gang and one more sample may be in the engine at once (24 without the pool).
-    slots = 4
-    scheduler = shared_sample_pool(make_scheduler("plas", [engine]), slots)
-    most_in_engine = 0
-    async with anyio.create_task_group() as group:
-
-        async def watch() -> None:
-            nonlocal most_in_engine
-            while True:
-                most_in_engine = max(most_in_engine, engine.num_unfinished_requests())
-                await anyio.sleep(0.01)
-
-        group.start_soon(watch)
-        result = await Runtime(engine, scheduler=scheduler).run(
-            load(SPECS / "self_consistency.yaml")
-        )
-        group.cancel_scope.cancel()
+    # Three questions of up to 8 samples, gangs of 3, in a pool of 4 slots. A question
+    # starts only with its whole gang, so 3 samples were in the engine together at least
+    # once; the pool lets at most 4 in at a time (24 without it).
+    gang, slots = 3, 4
+    counting = CountingBackend(engine)
+    scheduler = shared_sample_pool(make_scheduler("plas", [counting]), slots)
+    result = await Runtime(counting, scheduler=scheduler).run(
+        load(SPECS / "self_consistency.yaml")
+    )
     assert result.status is RunStatus.SUCCEEDED, result.error
     used = result.outputs["samples_used"]
-    assert len(used) == 3 and all(3 <= count <= 8 for count in used)
+    assert len(used) == 3 and all(gang <= count <= 8 for count in used)
     assert len(result.outputs["answers"]) == 3
-    assert 0 < most_in_engine <= slots
+    assert gang <= counting.most_in_flight <= slots
+    assert counting.in_flight == 0

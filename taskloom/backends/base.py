@@ -91,7 +91,11 @@ class Chunk:
 
 @runtime_checkable
 class Backend(Protocol):
-    """An engine. `generate` streams one request; cancelling the stream aborts it."""
+    """An engine. `generate` streams one request; cancelling the stream aborts it.
+
+    Every backend taskloom ships is a `ManagedBackend` (backends/lifecycle.py), opened
+    with `async with open_backend(name, ...) as engine:`; this seam needs only `close`.
+    """
 
     name: str
 

@@ -91,8 +91,9 @@ def _convert_gguf(gguf: Path, out_dir: Path) -> None:
     """Dequantize the GGUF weights to bf16 and save model and tokenizer in HF format."""
     # The conversion must never try the model hub: everything comes from the local file.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # torch and transformers take seconds to import; only the one-time conversion needs them.
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy, with torch
 
     folder, name = str(gguf.parent), gguf.name
     model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.bfloat16)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from taskloom.backends.base import Chunk, GenerateRequest
+from taskloom.backends.lifecycle import ManagedBackend
 from taskloom.errors import BackendError
 
 COMPLETIONS_PATH = "/v1/completions"
@@ -160,10 +162,13 @@ def _error_text(payload: Any) -> str:
     return str(error)
 
 
-class OpenAIBackend:
+class OpenAIBackend(ManagedBackend):
     """Streams requests to an OpenAI-compatible server at `base_url`.
 
-    `transport` replaces the network (tests pass `httpx.MockTransport`).
+    `async with OpenAIBackend(base_url, model) as backend:` (or `open_backend("openai",
+    ...)`) opens it; with no `model`, opening asks the server and takes the first model
+    it lists. Leaving the block closes the connections. `transport` replaces the network
+    (tests pass `httpx.MockTransport`).
     """
 
     name = "openai"
@@ -171,7 +176,7 @@ class OpenAIBackend:
     def __init__(
         self,
         base_url: str,
-        model: str,
+        model: str | None = None,
         *,
         api_key: str | None = None,
         max_in_flight: int = 16,
@@ -179,7 +184,7 @@ class OpenAIBackend:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = server_root(base_url)
-        self.model = model
+        self.model = model or ""
         self._max_in_flight = max_in_flight
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
@@ -193,26 +198,19 @@ class OpenAIBackend:
             transport=transport,
         )
 
-    @classmethod
-    async def connect(cls, base_url: str, model: str | None = None,
-                      **options: Any) -> OpenAIBackend:
-        """Open a backend; with no `model`, use the first model the server lists."""
-        backend = cls(base_url, model or "", **options)
-        if not model:
-            try:
-                backend.model = (await backend.served_models())[0]
-            except BaseException:
-                await backend.close()
-                raise
-        return backend
+    async def _open(self, context: AsyncExitStack) -> None:
+        if not self.model:
+            self.model = (await self.served_models())[0]
 
     def capacity(self) -> int:
         return self._max_in_flight
 
-    async def close(self) -> None:
+    async def _release(self) -> None:
         await self._client.aclose()
 
     async def served_models(self) -> list[str]:
+        if self.closed:
+            raise BackendError(f"the {self.name} backend is closed; open a new one")
         url = self.base_url + MODELS_PATH
         try:
             response = await self._client.get(MODELS_PATH)
@@ -226,6 +224,7 @@ class OpenAIBackend:
         return models
 
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
+        self._require_open()
         path, body = request_path_and_body(request, self.model)
         url = self.base_url + path
         tally = _StreamTally(url)

@@ -1,26 +1,33 @@
 """A deterministic test double for the `Backend` seam, like httpx's MockTransport.
 
-It never stands in for an engine in a benchmark. Replies come from a function of the
-request (or a fixed text), streamed a word at a time, with optional delays so that tests
-can observe overlap and cancellation.
+This is taskloom's public test double: import it as `from taskloom import ScriptedBackend`
+(or open it by name, `open_backend("scripted", respond=...)`). It never stands in for an
+engine in a benchmark. Replies come from a function of the request (or a fixed text),
+streamed a word at a time, with optional delays so that tests can observe overlap and
+cancellation.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 import anyio
 
 from taskloom.backends.base import Chunk, GenerateRequest
+from taskloom.backends.lifecycle import ManagedBackend
 from taskloom.errors import BackendError
 
 Responder = Callable[[GenerateRequest], str]
 
 
 @dataclass
-class ScriptedBackend:
+class ScriptedBackend(ManagedBackend):
     """Answers every request with `respond(request)`.
+
+    Like every backend it opens with `async with ScriptedBackend(...) as backend:`; having
+    nothing to start, it also serves requests as a plain object, until it is closed.
 
     A request with `resume_text` gets the rest of that answer after `resume_text`, as a
     greedy model continuing its own interrupted answer would.
@@ -39,17 +46,20 @@ class ScriptedBackend:
     seen: list[GenerateRequest] = field(default_factory=list)
     in_flight: set[str] = field(default_factory=set)
     aborted: list[str] = field(default_factory=list)
-    closed: bool = False
+
+    needs_open = False
 
     def capacity(self) -> int:
         return self.max_in_flight
 
-    async def close(self) -> None:
-        self.closed = True
+    async def _open(self, context: AsyncExitStack) -> None:
+        """Nothing to start."""
+
+    async def _release(self) -> None:
+        """Nothing to free: requests after this one fail (`_require_open`)."""
 
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
-        if self.closed:
-            raise BackendError("scripted backend is closed")
+        self._require_open()
         self.seen.append(request)
         self.in_flight.add(request.call_id)
         finished = False

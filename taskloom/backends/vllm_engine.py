@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import anyio
 
 from taskloom.backends.base import Chunk, GenerateRequest
+from taskloom.backends.embedded import ensure_embedded_model
+from taskloom.backends.lifecycle import ManagedBackend
 from taskloom.errors import BackendError
 
 
@@ -47,8 +50,16 @@ class _TokenTally:
         )
 
 
-class VLLMBackend:
-    """One vLLM engine in this process. Build it with `await VLLMBackend.start(...)`.
+class VLLMBackend(ManagedBackend):
+    """One vLLM engine in this process: `async with VLLMBackend(model, ...) as engine:`
+    (or `open_backend("vllm", ...)`) starts it, and leaving the block shuts it down.
+
+    `model` is a Hugging Face model folder or hub name; None means the embedded
+    SmolLM2-135M (converted on first use, about 20 s, in a worker thread). Starting
+    blocks the event loop (about 25 s for the embedded model on two CPU cores with
+    `enforce_eager`; about 100 s without it). `kv_cache_gib` bounds the KV cache of
+    vLLM's CPU build (a GPU build sizes its cache from free GPU memory instead).
+    `engine_options` go to vLLM's `AsyncEngineArgs` unchanged.
 
     The engine serves one model, so `GenerateRequest.model` is ignored here. Run it
     under anyio's asyncio backend.
@@ -56,16 +67,9 @@ class VLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, engine: Any, *, model: str, max_num_seqs: int) -> None:
-        self._engine: Any | None = engine  # the AsyncLLM; None once closed
-        self.model = model
-        self._max_num_seqs = max_num_seqs
-        self._request_ids: set[str] = set()
-
-    @classmethod
-    async def start(
-        cls,
-        model: str | Path,
+    def __init__(
+        self,
+        model: str | Path | None = None,
         *,
         max_num_seqs: int = 16,
         max_model_len: int = 2048,
@@ -73,38 +77,31 @@ class VLLMBackend:
         kv_cache_gib: int = 1,
         seed: int = 0,
         **engine_options: Any,
-    ) -> VLLMBackend:
-        """Start an engine on a Hugging Face model folder or hub name.
+    ) -> None:
+        self._engine: Any | None = None  # the AsyncLLM, while open
+        self.model = "" if model is None else str(model)
+        self._max_num_seqs = max_num_seqs
+        self._kv_cache_gib = kv_cache_gib
+        self._engine_args: dict[str, Any] = {
+            "max_num_seqs": max_num_seqs,
+            "max_model_len": max_model_len,
+            "enforce_eager": enforce_eager,
+            "seed": seed,
+            **engine_options,
+        }
+        self._request_ids: set[str] = set()
 
-        Blocks the event loop while vLLM starts (about 25 s for the embedded model on
-        two CPU cores with `enforce_eager`; about 100 s without it). `kv_cache_gib`
-        bounds the KV cache of vLLM's CPU build (a GPU build sizes its cache from free
-        GPU memory instead). `engine_options` go to vLLM's `AsyncEngineArgs` unchanged.
-        """
-        apply_cpu_engine_env(kv_cache_gib)
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        options: dict[str, Any] = {"disable_log_stats": True, **engine_options}
-        args = AsyncEngineArgs(
-            model=str(model),
-            max_num_seqs=max_num_seqs,
-            max_model_len=max_model_len,
-            enforce_eager=enforce_eager,
-            seed=seed,
-            scheduling_policy="priority",
-            **options,
-        )
-        try:
-            engine = AsyncLLM.from_engine_args(args)
-        except Exception as error:
-            raise BackendError(f"vLLM engine failed to start on {model}: {error}") from error
-        return cls(engine, model=str(model), max_num_seqs=max_num_seqs)
+    async def _open(self, context: AsyncExitStack) -> None:
+        if not self.model:
+            # The first call converts the embedded model (about 20 s); keep the loop free.
+            self.model = str(await anyio.to_thread.run_sync(ensure_embedded_model))
+        apply_cpu_engine_env(self._kv_cache_gib)
+        self._engine = start_engine(self.model, self._engine_args)
 
     def capacity(self) -> int:
         return self._max_num_seqs
 
-    async def close(self) -> None:
+    async def _release(self) -> None:
         """Stop the engine processes. Blocks the event loop for a few seconds: vLLM's
         shutdown closes sockets the loop polls, so it cannot move to a thread."""
         if self._engine is not None:
@@ -127,9 +124,9 @@ class VLLMBackend:
         return 0 if self._engine is None else int(self._engine.get_num_unfinished_requests())
 
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
+        self._require_open()
         engine = self._engine
-        if engine is None:
-            raise BackendError("the vLLM backend is closed")
+        assert engine is not None  # open means started
         prompt = _render_prompt(engine, request)
         params = to_vllm_sampling_params(request)
         with self._claim_request_id(request.call_id) as request_id:
@@ -161,6 +158,20 @@ class VLLMBackend:
 
     def _claim_request_id(self, call_id: str) -> _ClaimedId:
         return _ClaimedId(self._request_ids, call_id)
+
+
+def start_engine(model: str, engine_args: dict[str, Any]) -> Any:
+    """A started `AsyncLLM` on `model`, scheduling by priority."""
+    # vLLM is imported here, not at the top: importing taskloom must not pay for it.
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM  # lazy, as above
+
+    options: dict[str, Any] = {"disable_log_stats": True, **engine_args}
+    args = AsyncEngineArgs(model=model, scheduling_policy="priority", **options)
+    try:
+        return AsyncLLM.from_engine_args(args)
+    except Exception as error:
+        raise BackendError(f"vLLM engine failed to start on {model}: {error}") from error
 
 
 def _already_shut_down(timeout: float | None = None) -> None:
@@ -223,6 +234,7 @@ def _candidate_ids(call_id: str) -> Iterator[str]:
 
 def to_vllm_sampling_params(request: GenerateRequest) -> Any:
     """Map taskloom's sampling parameters (and JSON schema) onto vLLM's."""
+    # Lazy: importing taskloom must not pay for vLLM.
     from vllm.sampling_params import (
         RequestOutputKind,
         SamplingParams,
@@ -244,7 +256,7 @@ def to_vllm_sampling_params(request: GenerateRequest) -> Any:
 
 
 def _backend_error(error: Exception, request_id: str) -> BackendError:
-    from vllm.v1.engine.exceptions import EngineDeadError
+    from vllm.v1.engine.exceptions import EngineDeadError  # lazy: vLLM is heavy to import
 
     if isinstance(error, EngineDeadError):
         return BackendError(

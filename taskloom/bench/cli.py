@@ -7,7 +7,6 @@ data package), 4 engine error.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -24,10 +23,12 @@ from rich.progress import (
 from rich.table import Table
 from typer.core import TyperGroup
 
+from taskloom.backends.factory import BackendName, open_backend
 from taskloom.bench.calibrate import (
     Calibration,
     CalibrationError,
     CalibrationPlan,
+    calibrate,
     load_calibration,
     save_calibration,
 )
@@ -71,12 +72,6 @@ bench_app = typer.Typer(
 )
 
 
-class BackendChoice(StrEnum):
-    sim = "sim"
-    vllm = "vllm"
-    openai = "openai"
-
-
 @bench_app.command("run")
 def run_command(
     workload: Annotated[str, typer.Argument(help=f"One of: {', '.join(WORKLOAD_NAMES)}.")],
@@ -88,10 +83,10 @@ def run_command(
     ] = "1",
     programs: Annotated[int, typer.Option(help="Programs per (policy, rate) point.")] = 100,
     backend: Annotated[
-        BackendChoice,
+        BackendName,
         typer.Option(help="sim: simulated H100 on virtual time; vllm: in-process engine; "
-                     "openai: an HTTP server."),
-    ] = BackendChoice.sim,
+                     "openai: an HTTP server (needs --base-url). Not scripted."),
+    ] = BackendName.SIM,
     seed: Annotated[int, typer.Option(help="Fixes the programs drawn and their arrivals.")] = 0,
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Folder for results.json and the plot.")
@@ -131,9 +126,9 @@ def run_command(
     console.print(f"wrote {results} and {plot}")
 
 
-def _workload_options(backend: BackendChoice, model: str | None, context: int | None,
+def _workload_options(backend: BackendName, model: str | None, context: int | None,
                       output: int | None) -> WorkloadOptions:
-    embedded = backend is BackendChoice.vllm and model is None
+    embedded = backend is BackendName.VLLM and model is None
     default_context = EMBEDDED_CONTEXT_TOKENS if embedded else SIM_CONTEXT_TOKENS
     try:
         return WorkloadOptions(
@@ -146,11 +141,11 @@ def _workload_options(backend: BackendChoice, model: str | None, context: int | 
 
 
 def _config_or_exit(
-    workload: str, policy: str, rate: str, programs: int, backend: BackendChoice, seed: int,
+    workload: str, policy: str, rate: str, programs: int, backend: BackendName, seed: int,
     engines: int, cost: Path | None, options: WorkloadOptions, model: str | None,
     base_url: str | None, max_num_seqs: int | None,
 ) -> BenchConfig:
-    if cost is not None and backend is not BackendChoice.sim:
+    if cost is not None and backend is not BackendName.SIM:
         _usage_error("--cost calibrates the simulator; use it with --backend sim")
     engine_options: dict[str, Any] = {}
     if max_num_seqs is not None:
@@ -161,7 +156,7 @@ def _config_or_exit(
         rates=_rates(rate),
         programs=programs,
         seed=seed,
-        backend=backend.value,
+        backend=backend,
         engines=engines,
         options=options,
         sim=_sim_setup(cost),
@@ -276,18 +271,11 @@ def calibrate_command(
 async def _calibrate_embedded(
     model: str | None, max_num_seqs: int, max_model_len: int, plan: CalibrationPlan
 ) -> Calibration:
-    from taskloom.backends.factory import open_backend
-    from taskloom.bench.calibrate import calibrate
-
     console.print("starting the vllm engine…")
-    engine = await open_backend("vllm", model=model, max_num_seqs=max_num_seqs,
-                                max_model_len=max_model_len)
-    try:
+    async with open_backend(BackendName.VLLM, model=model, max_num_seqs=max_num_seqs,
+                            max_model_len=max_model_len) as engine:
         console.print("timing engine steps…")
         return await calibrate(engine, plan, model=model or "embedded SmolLM2-135M-Instruct")
-    finally:
-        with anyio.CancelScope(shield=True):
-            await engine.close()
 
 
 def calibration_table(calibration: Calibration) -> Table:

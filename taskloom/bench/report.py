@@ -29,6 +29,7 @@ def read_results(path: Path) -> list[BenchRow]:
 
 def plot_latency_vs_rate(rows: Sequence[BenchRow], out_dir: Path) -> Path:
     """Mean and p95 program latency against arrival rate, one line per policy."""
+    # matplotlib takes a second to import; only the PNG needs it.
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never a window

@@ -14,15 +14,22 @@ latency is finish minus arrival on the event loop's clock.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import anyio
+from trio.testing import MockClock
 
 from taskloom.backends.base import Backend
+from taskloom.backends.factory import (
+    BackendName,
+    BackendSettingsError,
+    backend_name,
+    check_base_url,
+    open_backend,
+)
 from taskloom.backends.sim import (
     H100_LLAMA3_8B,
     H100_LLAMA3_8B_ENGINE,
@@ -42,12 +49,14 @@ from taskloom.bench.workloads import (
 )
 from taskloom.bench.workloads.base import BenchProgram
 from taskloom.errors import TaskloomError
+from taskloom.naming import unknown_name_message
 from taskloom.orchestrator.result import RunStatus
-from taskloom.orchestrator.scheduler.registry import UnknownPolicy, make_scheduler, policy_names
+from taskloom.orchestrator.scheduler.base import Scheduler
+from taskloom.orchestrator.scheduler.registry import check_policy, make_scheduler
 from taskloom.runtime import Runtime
 
-BenchBackend = Literal["sim", "vllm", "openai"]
-BENCH_BACKENDS: tuple[BenchBackend, ...] = ("sim", "vllm", "openai")
+# The scripted test double answers instantly: no benchmark runs on it.
+BENCH_BACKENDS = (BackendName.SIM, BackendName.VLLM, BackendName.OPENAI)
 ProgramDone = Callable[[ProgramOutcome], None]
 
 
@@ -74,7 +83,7 @@ class BenchConfig:
     rates: tuple[float, ...]
     programs: int
     seed: int = 0
-    backend: BenchBackend = "sim"
+    backend: BackendName = BackendName.SIM
     engines: int = 1
     options: WorkloadOptions = field(default_factory=WorkloadOptions)
     sim: SimSetup = field(default_factory=SimSetup)
@@ -87,13 +96,21 @@ class BenchConfig:
         return [(policy, rate) for policy in self.policies for rate in self.rates]
 
 
+@dataclass(frozen=True)
+class PointRun:
+    """One point's row, and the scheduler that ran it (for its counters)."""
+
+    row: BenchRow
+    scheduler: Scheduler
+
+
 def validate_config(config: BenchConfig) -> None:
     """Refuse settings that cannot run, before any data is read or engine started."""
     check_workload_name(config.workload)
     if not config.policies:
         raise BenchUsageError("give at least one policy")
     for policy in config.policies:
-        _check_policy(policy)
+        check_policy(policy)
     if not config.rates:
         raise BenchUsageError("give at least one arrival rate")
     for rate in config.rates:
@@ -103,20 +120,13 @@ def validate_config(config: BenchConfig) -> None:
         raise BenchUsageError(f"--programs must be at least 1, got {config.programs}")
     if config.engines < 1:
         raise BenchUsageError(f"--engines must be at least 1, got {config.engines}")
+    try:
+        check_base_url(backend_name(config.backend), config.base_url)
+    except BackendSettingsError as error:
+        raise BenchUsageError(str(error)) from None
     if config.backend not in BENCH_BACKENDS:
-        raise BenchUsageError(
-            f"unknown backend '{config.backend}'; choose from {', '.join(BENCH_BACKENDS)}"
-        )
-
-
-def _check_policy(policy: str) -> None:
-    known = policy_names()
-    if policy not in known:
-        close = difflib.get_close_matches(policy, known, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UnknownPolicy(
-            f"unknown scheduling policy '{policy}'{hint}; choose from {', '.join(known)}"
-        )
+        raise BenchUsageError(unknown_name_message("benchmark backend", config.backend,
+                                                   BENCH_BACKENDS))
 
 
 def run_benchmark(
@@ -129,7 +139,7 @@ def run_benchmark(
     if config.backend == "sim":
         source = SimEngines(config.sim, config.engines)
         return [
-            run_on_virtual_time(run_point, config, workload, policy, rate, source, done)
+            run_on_virtual_time(run_point, config, workload, policy, rate, source, done).row
             for policy, rate in config.points
         ]
     rows: list[BenchRow] = anyio.run(_run_on_real_engines, config, workload, done,
@@ -139,12 +149,6 @@ def run_benchmark(
 
 def run_on_virtual_time(function: Callable[..., Any], *args: Any) -> Any:
     """Run `await function(*args)` in a fresh trio loop whose clock jumps to the next event."""
-    try:
-        from trio.testing import MockClock
-    except ImportError:
-        raise BenchUsageError(
-            "the sim backend runs on trio's virtual clock; install it with `pip install trio`"
-        ) from None
     clock = MockClock(autojump_threshold=0)
     return anyio.run(function, *args, backend="trio", backend_options={"clock": clock})
 
@@ -157,17 +161,13 @@ async def _run_on_real_engines(config: BenchConfig, workload: Workload,
 
 @asynccontextmanager
 async def open_real_engines(config: BenchConfig) -> AsyncIterator[list[Backend]]:
-    from taskloom.backends.factory import BackendName as EngineName
-    from taskloom.backends.factory import open_backend
-
     async with AsyncExitStack() as stack:
-        engines: list[Backend] = []
-        for _ in range(config.engines):
-            name: EngineName = "openai" if config.backend == "openai" else "vllm"
-            engine = await open_backend(name, model=config.model,
-                                        base_url=config.base_url, **config.engine_options)
-            stack.push_async_callback(engine.close)
-            engines.append(engine)
+        engines: list[Backend] = [
+            await stack.enter_async_context(open_backend(
+                config.backend, model=config.model, base_url=config.base_url,
+                **config.engine_options))
+            for _ in range(config.engines)
+        ]
         yield engines
 
 
@@ -176,7 +176,7 @@ async def run_points(
 ) -> list[BenchRow]:
     """Every point of `config`, one after another in this event loop."""
     return [
-        await run_point(config, workload, policy, rate, source, done)
+        (await run_point(config, workload, policy, rate, source, done)).row
         for policy, rate in config.points
     ]
 
@@ -188,26 +188,27 @@ async def run_point(
     rate: float,
     source: EngineSource,
     done: ProgramDone,
-) -> BenchRow:
+) -> PointRun:
     """One (policy, rate) point: arrivals from the seed, a fresh scheduler, one row."""
     arrivals = poisson_arrivals(rate, len(workload.programs), config.seed)
     async with source.open() as engines:
-        outcomes = await run_programs(workload, arrivals, policy, engines, source, done)
+        scheduler = make_scheduler(policy, engines)
+        outcomes = await run_programs(workload, arrivals, scheduler, engines, source, done)
         report = source.report(engines)
     point = BenchPoint(config.workload, policy, rate, config.backend, len(engines), config.seed)
-    return summarize(point, outcomes, report)
+    return PointRun(summarize(point, outcomes, report), scheduler)
 
 
 async def run_programs(
     workload: Workload,
     arrivals: Sequence[float],
-    policy: str,
+    scheduler: Scheduler,
     engines: Sequence[Backend],
     source: EngineSource,
     done: ProgramDone,
 ) -> list[ProgramOutcome]:
-    """Start program i at `arrivals[i]` seconds from now; wait for all to finish."""
-    scheduler = make_scheduler(policy, engines)
+    """Start program i at `arrivals[i]` seconds from now on `scheduler`; wait for all to
+    finish."""
     runtime = Runtime(engines[0], tools=workload.tools, scheduler=scheduler)
     start = anyio.current_time()
     outcomes: list[ProgramOutcome | None] = [None] * len(workload.programs)
@@ -282,10 +283,10 @@ class SimEngines:
         async with AsyncExitStack() as stack:
             engines = [
                 await stack.enter_async_context(
-                    SimBackend(self.setup.engine, self.setup.cost,
-                               output_tokens=self.setup.output_tokens,
-                               stream_interval=self.setup.stream_interval,
-                               fast_forward=self.setup.fast_forward)
+                    open_backend(BackendName.SIM, config=self.setup.engine,
+                                 cost=self.setup.cost, output_tokens=self.setup.output_tokens,
+                                 stream_interval=self.setup.stream_interval,
+                                 fast_forward=self.setup.fast_forward)
                 )
                 for _ in range(self.count)
             ]

@@ -16,7 +16,7 @@ import networkx as nx
 from taskloom.errors import SourceLocation, SpecError
 from taskloom.naming import did_you_mean
 from taskloom.orchestrator.kinds.base import JsonSchema, SpecPath, TemplateSite, node_sites
-from taskloom.orchestrator.scheduler.registry import policy_names
+from taskloom.orchestrator.scheduler.registry import UnknownPolicy, check_policy
 from taskloom.orchestrator.schema_paths import FieldProblem, format_reference, schema_at
 from taskloom.program.load import SourceMap
 from taskloom.program.models import LLMNode, Node, Program
@@ -27,6 +27,7 @@ from taskloom.program.refs import (
     expression_references,
     template_references,
 )
+from taskloom.program.schemas import check_schema
 
 if TYPE_CHECKING:
     from taskloom.orchestrator.kinds.registry import NodeKindRegistry
@@ -92,16 +93,12 @@ class ProgramChecker:
         return self.source.locate_key(path) if at_key else self.source.locate(path)
 
     def _check_policy(self) -> None:
-        policy = self.program.policy
-        if policy is None or policy in policy_names():
+        if self.program.policy is None:
             return
-        self.report(
-            f"unknown scheduling policy '{policy}'",
-            ("policy",),
-            node=None,
-            hint=did_you_mean(policy, policy_names())
-            or f"known policies: {', '.join(policy_names())}",
-        )
+        try:
+            check_policy(self.program.policy)
+        except UnknownPolicy as error:
+            self.report(str(error), ("policy",), node=None)
 
     # -- nodes
 
@@ -137,7 +134,7 @@ class ProgramChecker:
 
     def check_output_schema(self, node_id: str, schema: JsonSchema, path: SpecPath) -> None:
         try:
-            jsonschema.validators.validator_for(schema).check_schema(schema)
+            check_schema(schema)
         except jsonschema.SchemaError as exc:
             self.report(
                 f"output_schema is not a valid JSON schema: {exc.message}",
@@ -267,13 +264,16 @@ class ProgramChecker:
     def _check_cycles(self, graph: nx.DiGraph) -> None:
         if nx.is_directed_acyclic_graph(graph):  # linear time; find_cycle is far slower
             return
-        remaining = graph.copy()
+        # One cycle per strongly connected component: linear overall, where finding and
+        # removing cycles one at a time was quadratic in a long chain of them.
         rank = {node_id: position for position, node_id in enumerate(self.program.nodes)}
-        while True:
-            try:
-                edges = nx.find_cycle(remaining)
-            except nx.NetworkXNoCycle:
-                return
+        tangles = [
+            sorted(component, key=rank.__getitem__)
+            for component in nx.strongly_connected_components(graph)
+            if len(component) > 1 or any(graph.has_edge(n, n) for n in component)
+        ]
+        for tangle in sorted(tangles, key=lambda nodes: rank[nodes[0]]):
+            edges = nx.find_cycle(graph.subgraph(tangle), source=tangle[0])
             cycle = [u for u, _ in edges]
             start = min(range(len(cycle)), key=lambda i: rank[cycle[i]])
             cycle = cycle[start:] + cycle[:start]
@@ -285,4 +285,3 @@ class ProgramChecker:
                 hint="a node cannot wait for its own output; remove one of these "
                 "references or `after` entries",
             )
-            remaining.remove_edges_from(edges)

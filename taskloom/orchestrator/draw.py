@@ -32,6 +32,7 @@ def to_dot(graph: TaskGraph) -> str:
 
 
 def to_image(graph: TaskGraph, path: Path) -> None:
+    # matplotlib takes a second to import; only PNG output needs it (validate stays fast).
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers

@@ -169,7 +169,7 @@ class Executor:
         )
 
     def _now(self) -> float:
-        return anyio.current_time() - self._t0 if self._t0 else 0.0
+        return anyio.current_time() - self._t0 if self._started_at else 0.0  # a clock may read 0
 
     def _context(self, node_id: str | None = None) -> dict[str, Any]:
         """What templates may read. A node sees only the inputs and its dependencies:

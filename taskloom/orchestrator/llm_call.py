@@ -18,6 +18,7 @@ import jsonschema
 
 from taskloom.backends.base import Chunk, GenerateRequest
 from taskloom.errors import TaskloomError
+from taskloom.program import schemas
 
 Submit = Callable[[GenerateRequest], AsyncGenerator[Chunk, None]]
 """`Scheduler.submit`, or a backend's `generate`: closing the stream aborts the call."""
@@ -106,7 +107,7 @@ def parse_structured(text: str, schema: Mapping[str, Any] | None) -> Any:
             f"{preview(text)}; if it was cut off, raise max_tokens"
         ) from exc
     try:
-        jsonschema.validate(value, dict(schema))
+        schemas.validate(value, dict(schema))
     except jsonschema.ValidationError as exc:
         raise NodeOutputError(
             f"the model's JSON does not match output_schema: {exc.message}"

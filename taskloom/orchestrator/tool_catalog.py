@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
+from taskloom.naming import did_you_mean
+
 
 class ToolLike(Protocol):
     """What the compiler needs to know about one tool. (Read-only properties, so that
@@ -46,3 +48,18 @@ def tool_signature_hint(tool: ToolLike) -> str:
         return f"tool '{tool.name}' takes no arguments"
     listed = [f"{name}{'' if name in required else '?'}" for name in properties]
     return f"tool '{tool.name}' takes: {', '.join(listed)}"
+
+
+def unknown_tool_hint(name: str, catalog: ToolCatalog) -> str:
+    """The closest tool name; for a `module:function` reference, the catalog's own reason
+    it has no such tool (an import the policy refused, a missing module); else every
+    name the catalog has."""
+    names = catalog.names()
+    if (close := did_you_mean(name, names)) is not None:
+        return close
+    if ":" in name:
+        try:
+            catalog.get(name)
+        except Exception as exc:  # whatever a catalog raises, its message is the reason
+            return str(exc)
+    return f"known tools: {', '.join(sorted(names)) or '(none)'}"

@@ -20,6 +20,7 @@ import jsonschema
 from taskloom.planners.base import History, PlanError
 from taskloom.planners.llm_calls import PlanLLM
 from taskloom.planners.prompts import joiner_messages
+from taskloom.program import schemas
 
 # Bounds for structured replies: small models repeat themselves inside a JSON string
 # until max_tokens cuts the reply, which then does not parse.
@@ -144,7 +145,7 @@ def shape_answer(answer: Any, output_schema: Mapping[str, Any] | None) -> Any:
                 f"{answer[:200]!r}"
             ) from None
     try:
-        jsonschema.validate(answer, dict(output_schema))
+        schemas.validate(answer, dict(output_schema))
     except jsonschema.ValidationError as exc:
         raise JoinerReplyError(f"the answer does not match output_schema: {exc.message}") from None
     return answer

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from taskloom.naming import did_you_mean
 from taskloom.orchestrator.kinds.base import (
     JsonSchema,
     KindLookup,
@@ -19,6 +18,7 @@ from taskloom.orchestrator.kinds.base import (
     SpecPath,
     TemplateSite,
 )
+from taskloom.orchestrator.tool_catalog import unknown_tool_hint
 from taskloom.planners.base import PlanOutcome
 from taskloom.planners.llm_calls import PlanLLM, PlannerSettings
 from taskloom.planners.llmcompiler import solve_llmcompiler
@@ -48,15 +48,13 @@ class PlanKind(NodeKind[PlanNode]):
         tools = checks.tools
         if tools is None:
             return
-        names = tools.names()
         for index, name in enumerate(node.tools):
             if name not in tools:
                 checks.report(
                     f"unknown tool '{name}' in the planner's tools",
                     (*path, "tools", index),
                     node=node_id,
-                    hint=did_you_mean(name, names)
-                    or f"known tools: {', '.join(sorted(names)) or '(none)'}",
+                    hint=unknown_tool_hint(name, tools),
                 )
 
     async def run(

@@ -18,9 +18,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from taskloom.naming import did_you_mean
 from taskloom.planners.base import JOIN_TOOL, Ref, Task, iter_refs
 from taskloom.planners.plan_format import MAX_PLAN_TASKS, string_value
-from taskloom.program.load import did_you_mean
 from taskloom.tools.registry import Tool
 
 _TASK_LINE = re.compile(r"^\s*(?P<index>\d+)\s*[.):]\s*(?P<body>.*?)\s*$")

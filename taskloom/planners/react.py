@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
+from taskloom.naming import did_you_mean
 from taskloom.planners.base import (
     FINISH_TOOL,
     History,
@@ -35,7 +36,6 @@ from taskloom.planners.plan_format import (
 )
 from taskloom.planners.prompts import react_messages
 from taskloom.planners.subtasks import reporting_unit
-from taskloom.program.load import did_you_mean
 from taskloom.tools.registry import Tool
 
 _FINAL = re.compile(r"Final\s+Answer\s*:\s*", re.IGNORECASE)

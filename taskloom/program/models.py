@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import jsonschema
 from pydantic import (
     ConfigDict,
     Field,
@@ -46,6 +47,20 @@ class InputSpec(SpecModel):
     default: Any = None
     items: dict[str, Any] | None = None
     enum: list[Any] | None = None
+
+    @field_validator("items")
+    @classmethod
+    def _items_is_a_schema(cls, items: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Checked here, not when a run's inputs are checked, where a bad schema would
+        # surface as a traceback rather than as a located spec error.
+        if items is not None:
+            if not isinstance(items.get("$schema", ""), str):
+                raise ValueError("`$schema` must be a string (a metaschema URI)")
+            try:
+                jsonschema.validators.validator_for(items).check_schema(items)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+        return items
 
     def json_schema(self) -> dict[str, Any]:
         schema: dict[str, Any] = {"type": self.type}

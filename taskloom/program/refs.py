@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import jinja2
 from jinja2 import nodes
 from jinja2.parser import Parser
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from taskloom.errors import TaskloomError
+from taskloom.program import template_limits as limits
+from taskloom.program.render_deadline import RenderDeadlineExceeded, call_with_deadline
+from taskloom.program.sandbox import BoundedSandbox
+from taskloom.program.template_limits import TemplateLimitError, template_limits
 
 RefPath = tuple[str | int, ...]
+_Result = TypeVar("_Result")
 
 # One environment for the whole process: templates are cached per source string.
-_ENV = ImmutableSandboxedEnvironment(
+_ENV = BoundedSandbox(
     undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
 )
 # Names the environment itself provides (range, dict, ...): using them is not a reference.
@@ -36,6 +40,8 @@ _RENDER_FAILURES = (
     ArithmeticError,
     LookupError,
     AttributeError,
+    RecursionError,  # a recursive macro
+    MemoryError,
 )
 _WRAPPED = re.compile(r"^\{\{[-+]?(?P<inner>.*?)[-+]?\}\}$", re.DOTALL)
 
@@ -115,8 +121,11 @@ def is_templated(value: Any) -> bool:
 
 
 def _references_in(tree: nodes.Node) -> list[RefPath]:
-    bound = _locally_bound_names(tree)
-    return list(dict.fromkeys(_walk(tree, bound)))
+    try:
+        bound = _locally_bound_names(tree)
+        return list(dict.fromkeys(_walk(tree, bound)))
+    except RecursionError:
+        raise _too_deep(None) from None
 
 
 def _locally_bound_names(tree: nodes.Node) -> frozenset[str]:
@@ -205,9 +214,13 @@ def _call_arguments(call: nodes.Call) -> Iterator[nodes.Node]:
 @functools.lru_cache(maxsize=1024)
 def _parse_template(template: str) -> nodes.Template:
     try:
-        return _ENV.parse(template)
+        tree = _ENV.parse(template)
+        limits.check_nesting(tree)  # before anything recurses over it
+        return tree
     except jinja2.TemplateSyntaxError as exc:
         raise _syntax_error(exc, template) from None
+    except (RecursionError, TemplateLimitError):
+        raise _too_deep(template) from None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -217,27 +230,50 @@ def _parse_expression(expr: str) -> nodes.Expr:
         tree = parser.parse_expression()
         if not parser.stream.eos:
             parser.fail(f"unexpected '{parser.stream.current.value}' after the expression")
+        limits.check_nesting(tree)
         return tree
     except jinja2.TemplateSyntaxError as exc:
         raise _syntax_error(exc, expr) from None
+    except (RecursionError, TemplateLimitError):
+        raise _too_deep(expr) from None
+
+
+# What compiling a parsed template can still raise: Jinja's code generator and
+# Python's compiler each have their own limits on nesting.
+_COMPILE_FAILURES = (RecursionError, SyntaxError, MemoryError)
 
 
 @functools.lru_cache(maxsize=1024)
 def _compile_template(template: str) -> jinja2.Template:
+    _parse_template(template)  # same syntax errors and nesting limit
     try:
         return _ENV.from_string(template)
     except jinja2.TemplateSyntaxError as exc:
         raise _syntax_error(exc, template) from None
+    except _COMPILE_FAILURES:
+        raise _too_deep(template) from None
 
 
 @functools.lru_cache(maxsize=1024)
 def _compile_expression(expr: str) -> jinja2.environment.TemplateExpression:
     _parse_expression(expr)  # same syntax errors, same messages
-    return _ENV.compile_expression(expr, undefined_to_none=False)
+    try:
+        return _ENV.compile_expression(expr, undefined_to_none=False)
+    except _COMPILE_FAILURES:
+        raise _too_deep(expr) from None
 
 
 def _syntax_error(exc: jinja2.TemplateSyntaxError, source: str) -> TemplateError:
     return TemplateError(f"template syntax error: {exc.message}", template=source, line=exc.lineno)
+
+
+def _too_deep(source: str | None) -> TemplateError:
+    limit = template_limits().max_nesting
+    return TemplateError(
+        f"template nests too deeply (over {limit} levels, max_nesting): a very long chain "
+        "of operators or deep brackets; split it with {% set %}",
+        template=source,
+    )
 
 
 def _unwrap_expression(expr: str) -> str:
@@ -272,7 +308,41 @@ def _is_blank_data(node: nodes.Node) -> bool:
 
 
 def render_template(template: str, context: Mapping[str, Any]) -> str:
-    """Render a template to text; fails with TemplateError, never renders a blank."""
+    """Render a template to text; fails with TemplateError, never renders a blank.
+
+    Rendering stops with TemplateError past `TemplateLimits` (size and time)."""
+    return _within_deadline(template, _render_text, template, context)
+
+
+def render_value(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every string inside dicts and lists. A string that is exactly one
+    `{{ expr }}` becomes the expression's own value (a list stays a list).
+
+    One deadline covers the whole value, however many templates it holds."""
+    if isinstance(value, str) and "{{" not in value and "{%" not in value:
+        return value  # nothing to render: no deadline to set
+    return _within_deadline(None, _render_nested, value, context)
+
+
+def evaluate_condition(expr: str, context: Mapping[str, Any]) -> bool:
+    """Evaluate a `when` condition with Jinja truthiness."""
+    source = _unwrap_expression(expr)
+    return bool(_within_deadline(source, _evaluate, source, context))
+
+
+def _within_deadline(source: str | None, work: Callable[..., _Result], *args: Any) -> _Result:
+    seconds = template_limits().max_render_seconds
+    try:
+        return call_with_deadline(seconds, work, *args)
+    except RenderDeadlineExceeded:
+        raise TemplateError(
+            f"template ran past its time limit of {seconds:g}s (max_render_seconds); "
+            "look for a loop over a large range or a recursive macro",
+            template=source,
+        ) from None
+
+
+def _render_text(template: str, context: Mapping[str, Any]) -> str:
     compiled = _compile_template(template)
     try:
         return compiled.render(dict(context))
@@ -280,22 +350,14 @@ def render_template(template: str, context: Mapping[str, Any]) -> str:
         raise _render_error(exc, template) from None
 
 
-def render_value(value: Any, context: Mapping[str, Any]) -> Any:
-    """Render every string inside dicts and lists. A string that is exactly one
-    `{{ expr }}` becomes the expression's own value (a list stays a list)."""
+def _render_nested(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         return _render_string_value(value, context)
     if isinstance(value, Mapping):
-        return {key: render_value(item, context) for key, item in value.items()}
+        return {key: _render_nested(item, context) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [render_value(item, context) for item in value]
+        return [_render_nested(item, context) for item in value]
     return value
-
-
-def evaluate_condition(expr: str, context: Mapping[str, Any]) -> bool:
-    """Evaluate a `when` condition with Jinja truthiness."""
-    source = _unwrap_expression(expr)
-    return bool(_evaluate(source, context))
 
 
 # `{{ name }}`, `{{ name.field }}`, `{{ name[0].field }}`: by far the most common
@@ -332,10 +394,10 @@ def _render_string_value(text: str, context: Mapping[str, Any]) -> Any:
     if plain is not _NOT_FOUND and not isinstance(plain, jinja2.Undefined):
         return plain
     if _sole_expression(_parse_template(text)) is None:
-        return render_template(text, context)
+        return _render_text(text, context)
     match = _WRAPPED.match(text.strip())
     if match is None:  # e.g. `{{ a }}{# note #}`: render it as text
-        return render_template(text, context)
+        return _render_text(text, context)
     return _evaluate(match.group("inner").strip(), context)
 
 
@@ -344,6 +406,9 @@ def _evaluate(expr: str, context: Mapping[str, Any]) -> Any:
     try:
         value = compiled(dict(context))
         _reject_undefined(value)
+        if not isinstance(value, bool | int | float | type(None)):
+            # Its value is the output: it is stored and sent on as it is.
+            limits.check_text_of(value, "the expression's value")
         return value
     except _RENDER_FAILURES as exc:
         raise _render_error(exc, expr) from None
@@ -362,8 +427,14 @@ def _reject_undefined(value: Any) -> None:
 
 
 def _render_error(exc: Exception, template: str) -> TemplateError:
-    if isinstance(exc, jinja2.exceptions.SecurityError):
+    if isinstance(exc, TemplateLimitError):
+        message = f"template refused: {exc}"
+    elif isinstance(exc, jinja2.exceptions.SecurityError):
         message = f"the template sandbox refused: {exc}"
+    elif isinstance(exc, RecursionError):
+        message = "template recursed too deeply (a macro that calls itself without end?)"
+    elif isinstance(exc, MemoryError):
+        message = "template ran out of memory"
     elif isinstance(exc, jinja2.UndefinedError):
         message = f"undefined in template: {exc.message}"
     elif isinstance(exc, jinja2.TemplateError):

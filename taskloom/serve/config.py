@@ -44,7 +44,10 @@ class ServeConfig:
     store: Path | None = None
     specs: Path | None = None
     api_keys: tuple[str, ...] = ()
+    # `module:function` tools in specs sent over HTTP: refused unless allowed, and even
+    # then imported only from the modules under `allow_import`.
     allow_import_tools: bool = False
+    allow_import: tuple[str, ...] = ()
     tools_root: Path = Path(".")
     allow_hosts: tuple[str, ...] = ()
     # Python modules whose `@tool` functions the server registers (named by the operator).

@@ -8,18 +8,15 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import ModuleType
-from typing import cast
 
-import anyio
-
-from taskloom.backends.factory import BackendName, open_backend
+from taskloom.backends.factory import open_backend
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY
 from taskloom.orchestrator.store import RunStore
 from taskloom.runtime import Runtime
 from taskloom.serve.config import ServeConfig, ServeConfigError
 from taskloom.serve.manager import RunManager
 from taskloom.serve.metrics import MeteredBackend, ServeMetrics
-from taskloom.tools.registry import Tool, ToolRegistry, default_registry
+from taskloom.tools.registry import ImportPolicy, Tool, ToolRegistry, default_registry
 
 
 @dataclass(frozen=True)
@@ -34,26 +31,24 @@ class Services:
 async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
     metrics = ServeMetrics()
     store = RunStore(config.store)
-    engine = await open_backend(
-        cast(BackendName, config.backend), model=config.model, base_url=config.base_url
-    )
     try:
-        tools = server_tools(config)
-        runtime = Runtime(MeteredBackend(engine, metrics), tools=tools, store=store,
-                          policy=config.policy or DEFAULT_POLICY)
-        metrics.watch(store.counts, runtime.schedulers)
-        manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
-        async with manager:
-            yield Services(runtime, store, manager, metrics)
+        async with open_backend(
+            config.backend, model=config.model, base_url=config.base_url
+        ) as engine:
+            runtime = Runtime(MeteredBackend(engine, metrics), tools=server_tools(config),
+                              store=store, policy=config.policy or DEFAULT_POLICY)
+            metrics.watch(store.counts, runtime.schedulers)
+            manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
+            async with manager:
+                yield Services(runtime, store, manager, metrics)
     finally:
-        with anyio.CancelScope(shield=True):
-            await engine.close()
-            store.close()
+        store.close()
 
 
 def server_tools(config: ServeConfig) -> ToolRegistry:
     """The built-ins, plus every `Tool` defined in the modules of `--tools`."""
-    tools = default_registry(root=config.tools_root, allowed_hosts=config.allow_hosts)
+    tools = default_registry(root=config.tools_root, allowed_hosts=config.allow_hosts,
+                             import_policy=ImportPolicy(prefixes=config.allow_import))
     for module_name in config.tool_modules:
         for found in _tools_in(vars(tool_module(module_name)).values()):
             tools.register(found)

@@ -1,5 +1,21 @@
 """Tools: `@tool` functions, the registry that names them, and the built-ins."""
 
-from taskloom.tools.registry import Tool, ToolNotFound, ToolRegistry, default_registry, tool
+from taskloom.tools.registry import (
+    ImportPolicy,
+    ImportRefused,
+    Tool,
+    ToolNotFound,
+    ToolRegistry,
+    default_registry,
+    tool,
+)
 
-__all__ = ["Tool", "ToolNotFound", "ToolRegistry", "default_registry", "tool"]
+__all__ = [
+    "ImportPolicy",
+    "ImportRefused",
+    "Tool",
+    "ToolNotFound",
+    "ToolRegistry",
+    "default_registry",
+    "tool",
+]

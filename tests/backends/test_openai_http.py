@@ -75,10 +75,9 @@ def _backend(handler: Handler, **options: Any) -> OpenAIBackend:
 
 
 async def _chunks(backend: OpenAIBackend, request: GenerateRequest) -> list[Chunk]:
-    try:
+    """Open `backend`, stream `request` through it, close it."""
+    async with backend:
         return [chunk async for chunk in backend.generate(request)]
-    finally:
-        await backend.close()
 
 
 # --- request bodies -------------------------------------------------------------------
@@ -181,7 +180,8 @@ async def test_chat_stream_reads_delta_content() -> None:
         ]
         return httpx.Response(200, content=_sse(*events))
 
-    answer = await collect(_backend(handler).generate(_chat()))
+    async with _backend(handler) as backend:
+        answer = await collect(backend.generate(_chat()))
     assert answer.text == "Hi there"
     assert (answer.prompt_tokens, answer.generated_tokens) == (7, 2)
     assert answer.finish_reason == "length"
@@ -225,8 +225,9 @@ async def test_connection_dropped_mid_stream_is_a_backend_error() -> None:
 
     received: list[str] = []
     with pytest.raises(BackendError, match="mid-stream") as caught:
-        async for chunk in _backend(handler).generate(_prompt()):
-            received.append(chunk.text)
+        async with _backend(handler) as backend:
+            async for chunk in backend.generate(_prompt()):
+                received.append(chunk.text)
     assert received == ["a"]
     assert BASE in str(caught.value)
 
@@ -257,50 +258,47 @@ class _EndlessEvents(httpx.AsyncByteStream):
 
 async def test_leaving_the_stream_early_closes_the_response() -> None:
     body = _EndlessEvents()
-    backend = _backend(lambda request: httpx.Response(200, stream=body))
-    stream = backend.generate(_prompt())
-    assert (await anext(stream)).text == "t0 "
-    assert not body.closed
-    await stream.aclose()
-    assert body.closed
-    await backend.close()
+    async with _backend(lambda request: httpx.Response(200, stream=body)) as backend:
+        stream = backend.generate(_prompt())
+        assert (await anext(stream)).text == "t0 "
+        assert not body.closed
+        await stream.aclose()
+        assert body.closed
 
 
 async def test_cancelling_the_consumer_closes_the_response() -> None:
     body = _EndlessEvents()
-    backend = _backend(lambda request: httpx.Response(200, stream=body))
     received: list[Chunk] = []
-    with anyio.CancelScope() as scope:
-        async for chunk in backend.generate(_prompt()):
-            received.append(chunk)
-            if len(received) == 2:
-                scope.cancel()
+    async with _backend(lambda request: httpx.Response(200, stream=body)) as backend:
+        with anyio.CancelScope() as scope:
+            async for chunk in backend.generate(_prompt()):
+                received.append(chunk)
+                if len(received) == 2:
+                    scope.cancel()
     assert len(received) == 2 and body.closed
-    await backend.close()
 
 
-async def test_connect_discovers_the_served_model() -> None:
+async def test_opening_without_a_model_discovers_the_served_model() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.path == "/v1/models"
         return httpx.Response(200, json={"data": [{"id": "served-model"}]})
 
-    backend = await OpenAIBackend.connect(BASE + "/v1", transport=httpx.MockTransport(handler),
-                                          max_in_flight=3)
-    assert backend.model == "served-model" and backend.capacity() == 3
-    assert isinstance(backend, Backend)
-    await backend.close()
+    backend = OpenAIBackend(BASE + "/v1", transport=httpx.MockTransport(handler),
+                            max_in_flight=3)
+    assert backend.model == ""
+    async with backend:
+        assert backend.model == "served-model" and backend.capacity() == 3
+        assert isinstance(backend, Backend)
+    assert backend.closed
 
 
-async def test_factory_opens_an_openai_backend() -> None:
-    from taskloom.backends.factory import open_backend
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"data": [{"id": "m1"}, {"id": "m2"}]})
-
-    backend = await open_backend("openai", model=None, base_url=BASE,
-                                 transport=httpx.MockTransport(handler))
-    assert isinstance(backend, OpenAIBackend) and backend.model == "m1"
-    await backend.close()
+async def test_a_server_listing_no_models_fails_the_open_and_closes_the_client() -> None:
+    backend = OpenAIBackend(BASE, transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, json={"data": []})))
+    with pytest.raises(BackendError, match="lists no models"):
+        async with backend:
+            pytest.fail("opened without a model")
+    assert backend.closed
 
 
 # --- a real vLLM server ---------------------------------------------------------------
@@ -318,10 +316,9 @@ asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
 
 @server_test
 async def test_server_streams_a_prompt(vllm_server: str) -> None:
-    backend = await OpenAIBackend.connect(vllm_server)
     request = _prompt("The capital of France is",
                       sampling=SamplingParams(max_tokens=16, temperature=0.0))
-    chunks = await _chunks(backend, request)
+    chunks = await _chunks(OpenAIBackend(vllm_server), request)
     assert len(chunks) >= 3
     last = chunks[-1]
     assert last.finished and last.finish_reason in ("stop", "length")
@@ -335,14 +332,11 @@ async def test_server_chat_with_json_schema(vllm_server: str) -> None:
               "properties": {"city": {"type": "string", "maxLength": 30},
                              "population": {"type": "integer"}},
               "required": ["city", "population"], "additionalProperties": False}
-    backend = await OpenAIBackend.connect(vllm_server)
     request = _chat("Name a city and its population as JSON.",
                     sampling=SamplingParams(max_tokens=80, temperature=0.7, seed=2),
                     json_schema_text=GenerateRequest.schema_text(schema))
-    try:
+    async with OpenAIBackend(vllm_server) as backend:
         answer = await collect(backend.generate(request))
-    finally:
-        await backend.close()
     assert answer.finish_reason == "stop"
     jsonschema.validate(json.loads(answer.text), schema)
 
@@ -350,34 +344,29 @@ async def test_server_chat_with_json_schema(vllm_server: str) -> None:
 @server_test
 @asyncio_only
 async def test_server_accepts_priority_and_seed(vllm_server: str) -> None:
-    backend = await OpenAIBackend.connect(vllm_server)
-
-    async def sample(priority: int) -> str:
+    async def sample(backend: OpenAIBackend, priority: int) -> str:
         request = _prompt("Once upon a time", priority=priority,
                           sampling=SamplingParams(max_tokens=16, temperature=1.0, seed=11))
         return (await collect(backend.generate(request))).text
 
-    try:
-        first, second = await sample(-3), await sample(7)
-    finally:
-        await backend.close()
+    async with OpenAIBackend(vllm_server) as backend:
+        first, second = await sample(backend, -3), await sample(backend, 7)
     assert first and first == second
 
 
 @server_test
 @asyncio_only
 async def test_server_closing_the_stream_aborts_the_request(vllm_server: str) -> None:
-    backend = await OpenAIBackend.connect(vllm_server)
     request = _prompt("1, 2, 3, 4, 5, 6, 7, 8,",
                       sampling=SamplingParams(max_tokens=1500, temperature=0.0))
     received: list[Chunk] = []
-    with anyio.CancelScope() as scope:
-        async for chunk in backend.generate(request):
-            received.append(chunk)
-            if len(received) == 3:
-                assert _running_requests(vllm_server) == 1
-                scope.cancel()
-    await backend.close()
+    async with OpenAIBackend(vllm_server) as backend:
+        with anyio.CancelScope() as scope:
+            async for chunk in backend.generate(request):
+                received.append(chunk)
+                if len(received) == 3:
+                    assert _running_requests(vllm_server) == 1
+                    scope.cancel()
     assert len(received) == 3
     with anyio.move_on_after(15):
         while _running_requests(vllm_server):
@@ -388,17 +377,14 @@ async def test_server_closing_the_stream_aborts_the_request(vllm_server: str) ->
 @server_test
 @asyncio_only
 async def test_server_resumes_a_preempted_chat_answer(vllm_server: str) -> None:
-    backend = await OpenAIBackend.connect(vllm_server)
     greedy = SamplingParams(max_tokens=24, temperature=0.0)
     whole = _chat("List five fruits.", sampling=greedy)
-    try:
+    async with OpenAIBackend(vllm_server) as backend:
         chunks = [chunk async for chunk in backend.generate(whole)]
         head = "".join(chunk.text for chunk in chunks[:8])
         resumed = _chat("List five fruits.", resume_text=head,
                         sampling=SamplingParams(max_tokens=24 - 8, temperature=0.0))
         rest = await collect(backend.generate(resumed))
-    finally:
-        await backend.close()
     assert len(chunks) > 9 and head
     # The server continued the unfinished assistant turn: its prompt is the first
     # prompt plus the head's tokens (give or take a merge at the seam), not a new turn.
@@ -410,6 +396,5 @@ async def test_server_resumes_a_preempted_chat_answer(vllm_server: str) -> None:
 @server_test
 @asyncio_only
 async def test_server_rejection_is_a_backend_error(vllm_server: str) -> None:
-    backend = await OpenAIBackend.connect(vllm_server)
     with pytest.raises(BackendError, match="HTTP 400"):
-        await _chunks(backend, _prompt("word " * 5000))
+        await _chunks(OpenAIBackend(vllm_server), _prompt("word " * 5000))

@@ -6,7 +6,6 @@ import anyio
 import pytest
 
 from taskloom.backends.base import Backend, GenerateRequest, Message, collect
-from taskloom.backends.factory import BACKEND_NAMES, open_backend
 from taskloom.backends.scripted import ScriptedBackend
 from taskloom.errors import BackendError
 
@@ -86,20 +85,3 @@ async def test_closed_backend_refuses_requests() -> None:
     await backend.close()
     with pytest.raises(BackendError, match="closed"):
         await collect(backend.generate(_request()))
-
-
-async def test_factory_opens_a_scripted_backend() -> None:
-    backend = await open_backend("scripted", model=None, respond=lambda r: "from factory")
-    assert isinstance(backend, ScriptedBackend)
-    assert (await collect(backend.generate(_request()))).text == "from factory"
-
-
-async def test_factory_rejects_unknown_names_listing_valid_ones() -> None:
-    with pytest.raises(ValueError) as caught:
-        await open_backend("llamacpp", model=None)  # type: ignore[arg-type]
-    assert all(name in str(caught.value) for name in BACKEND_NAMES)
-
-
-async def test_factory_openai_needs_a_base_url() -> None:
-    with pytest.raises(ValueError, match="base_url"):
-        await open_backend("openai", model="m")

@@ -268,7 +268,7 @@ def test_generate_before_start_and_after_close_raises_backend_error() -> None:
     async def main() -> list[str]:
         errors = []
         backend = SimBackend(SMALL, COST)
-        with pytest.raises(BackendError, match="not started"):
+        with pytest.raises(BackendError, match="not open"):
             await collect(backend.generate(prompt_request("x", "a", 1)))
         async with backend:
             pass
@@ -283,15 +283,13 @@ def test_generate_before_start_and_after_close_raises_backend_error() -> None:
 def test_close_fails_the_requests_in_flight() -> None:
     async def main() -> int:
         chunks: list[Chunk] = []
-        async with anyio.create_task_group() as tg:
-            backend = SimBackend(SMALL, COST)
-            await backend.start(tg)
+        async with SimBackend(SMALL, COST) as backend:
             with pytest.raises(BackendError, match="closed"):
                 async for chunk in backend.generate(prompt_request("x", "a b", 100)):
                     chunks.append(chunk)
                     if len(chunks) == 2:
                         await backend.close()
-        return len(chunks)  # the task group ended: close() stopped the engine loop
+        return len(chunks)  # the block ended: close() stopped the engine loop
 
     assert run_virtual(main) == 2
 

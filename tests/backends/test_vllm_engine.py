@@ -251,24 +251,3 @@ async def test_prompt_longer_than_context_is_a_backend_error(engine: VLLMBackend
     with pytest.raises(BackendError, match="too-long"):
         await collect(engine.generate(_prompt("too-long", too_long, max_tokens=4)))
     assert engine.num_unfinished_requests() == 0
-
-
-async def test_factory_starts_vllm_on_the_embedded_model(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Without a model, "vllm" means the embedded one (start is stubbed: one engine per
-    session)."""
-    from taskloom.backends import factory
-    from taskloom.backends.embedded import MODEL_FOLDER
-
-    started: list[tuple[str, dict[str, Any]]] = []
-
-    async def fake_start(model: Any, **options: Any) -> str:
-        started.append((str(model), options))
-        return "engine"
-
-    monkeypatch.setattr(VLLMBackend, "start", fake_start)
-    assert await factory.open_backend("vllm", model=None, max_num_seqs=4) == "engine"
-    assert await factory.open_backend("vllm", model="/models/other") == "engine"
-    assert started[0][0].endswith(MODEL_FOLDER) and started[0][1] == {"max_num_seqs": 4}
-    assert started[1] == ("/models/other", {})

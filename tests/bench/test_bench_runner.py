@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -21,8 +21,8 @@ from taskloom.bench.runner import (
 from taskloom.bench.workloads import UnknownWorkload, Workload, WorkloadOptions
 from taskloom.bench.workloads.base import BenchProgram
 from taskloom.bench.workloads.sim_tools import workload_tools
-from taskloom.orchestrator.scheduler import FifoScheduler, Scheduler, registry
-from taskloom.orchestrator.scheduler.registry import UnknownPolicy, register_policy
+from taskloom.orchestrator.scheduler import POLICY_REGISTRY, FifoScheduler, Scheduler
+from taskloom.orchestrator.scheduler.registry import UnknownPolicy
 from taskloom.program.models import LLMNode, Program
 
 REQUIRED_FIELDS = {
@@ -32,16 +32,15 @@ REQUIRED_FIELDS = {
 }
 
 
+def plain_fifo(backends: Sequence[Backend]) -> Scheduler:
+    return FifoScheduler(backends[0])
+
+
 @pytest.fixture
-def twin_policy(monkeypatch: pytest.MonkeyPatch) -> str:
+def twin_policy() -> Iterator[str]:
     """A second policy under another name, registered for this test only."""
-    monkeypatch.setattr(registry, "_POLICIES", dict(registry._POLICIES))
-
-    def plain_fifo(backends: Sequence[Backend]) -> Scheduler:
-        return FifoScheduler(backends[0])
-
-    register_policy("fifo-twin", plain_fifo)
-    return "fifo-twin"
+    with POLICY_REGISTRY.registered("fifo-twin", plain_fifo) as name:
+        yield name
 
 
 def small_config(policies: tuple[str, ...] = ("fcfs",), **changes: object) -> BenchConfig:
@@ -82,8 +81,9 @@ def test_latency_is_finish_minus_arrival_on_virtual_time() -> None:
     workload = Workload("one", (BenchProgram(program, {}, "chat", "x", 1),), workload_tools())
     setup = SimSetup(engine=SimEngineConfig(), cost=StepCostModel(1.0, 0.0, 0.0, 0.0))
     config = small_config(("fcfs",), programs=1)
-    row = run_on_virtual_time(run_point, config, workload, "fcfs", 3.0, SimEngines(setup),
-                              lambda outcome: None)
+    point = run_on_virtual_time(run_point, config, workload, "fcfs", 3.0, SimEngines(setup),
+                                lambda outcome: None)
+    row = point.row
     assert row.mean_latency_s == 5.0
     assert row.generated_tokens == 5 and row.engine_steps == 5
     assert row.mean_token_latency_s == 1.0

@@ -1,26 +1,33 @@
-"""The executor on the scripted backend: ordering, overlap, failures, cancellation."""
+"""The executor on the scripted backend: ordering, overlap, failures, cancellation.
+
+Every test runs on virtual time (trio with `MockClock(autojump_threshold=0)`): the clock
+starts at 0 and jumps to the next deadline whenever every task is asleep, so a scripted
+call of `delay_s=1` takes exactly one second and node times are asserted exactly.
+"""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import anyio
 import pytest
+from trio.testing import MockClock
 
+from taskloom import SpecErrors, compile_program
 from taskloom.backends.base import GenerateRequest
 from taskloom.backends.scripted import ScriptedBackend
+from taskloom.orchestrator.executor import Executor
 from taskloom.orchestrator.inputs import InputError
-from taskloom.orchestrator.result import NodeStatus, RunStatus
+from taskloom.orchestrator.result import NodeResult, NodeStatus, RunStatus
 from taskloom.program.load import loads
 from taskloom.runtime import Runtime
-from taskloom.tools.registry import ToolRegistry, default_registry, tool
+from taskloom.tools.registry import Tool, default_registry, tool
 
 
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    return "trio", {"clock": MockClock(autojump_threshold=0)}
 
 
 def _last_user_text(request: GenerateRequest) -> str:
@@ -53,21 +60,24 @@ outputs:
 """
 
 
+def _span(node: NodeResult) -> tuple[float | None, float | None]:
+    return node.started_s, node.ended_s
+
+
 @pytest.mark.anyio
 async def test_independent_nodes_overlap_and_dependents_wait() -> None:
-    backend = ScriptedBackend(respond=echo, delay_s=0.2)
+    backend = ScriptedBackend(respond=echo, delay_s=1)
     result = await _runtime(backend).run(loads(FAN_OUT))
     assert result.status is RunStatus.SUCCEEDED
-    nodes = result.nodes
-    a, b, c, join = (nodes[n] for n in ("a", "b", "c", "join"))
-    # The three roots were all running at once...
-    latest_start = max(n.started_s or 0 for n in (a, b, c))
-    earliest_end = min(n.ended_s or 0 for n in (a, b, c))
-    assert latest_start < earliest_end
-    # ...and the join started only after every one of them ended.
-    assert join.started_s is not None
-    assert join.started_s >= max(n.ended_s or 0 for n in (a, b, c))
+    # Each call takes one second. The three roots ran side by side, from 0 to 1 (one
+    # after another they would have ended at 1, 2 and 3)...
+    for root in ("a", "b", "c"):
+        assert _span(result.nodes[root]) == (0.0, 1.0)
+    # ...and the join started the moment the last of them ended.
+    assert _span(result.nodes["join"]) == (1.0, 2.0)
+    assert result.wall_s == 2.0
     assert result.outputs["joined"] == "echo: echo: A tea | echo: B tea | echo: C tea"
+    join = result.nodes["join"]
     assert join.prompt_tokens > 0 and join.generated_tokens > 0
 
 
@@ -124,13 +134,34 @@ nodes:
 outputs:
   all: "{{ each }}"
 """
-    backend = ScriptedBackend(respond=echo, delay_s=0.2)
+    backend = ScriptedBackend(respond=echo, delay_s=1)
     result = await _runtime(backend).run(loads(spec))
     assert result.outputs["all"] == ["echo: 0:one", "echo: 1:two", "echo: 2:three", "echo: 3:four"]
     assert result.nodes["each"].llm_calls == 4
-    # Four calls of 0.2 s each, one after another, would take 0.8 s.
-    duration = result.nodes["each"].duration_s
-    assert duration is not None and duration < 0.6
+    # Four one-second calls at once take one second; one after another, four.
+    assert _span(result.nodes["each"]) == (0.0, 1.0)
+
+
+@pytest.mark.anyio
+async def test_map_max_parallel_caps_the_items_in_flight() -> None:
+    spec = """
+name: m
+inputs:
+  xs: {type: array, default: [a, b, c, d, e]}
+nodes:
+  each:
+    kind: map
+    over: "{{ inputs.xs }}"
+    max_parallel: 2
+    node: {kind: llm, prompt: "{{ item }}"}
+outputs:
+  all: "{{ each }}"
+"""
+    backend = ScriptedBackend(respond=echo, delay_s=1)
+    result = await _runtime(backend).run(loads(spec))
+    assert result.outputs["all"] == ["echo: a", "echo: b", "echo: c", "echo: d", "echo: e"]
+    # Five one-second calls, two at a time: waves of 2, 2 and 1.
+    assert _span(result.nodes["each"]) == (0.0, 3.0)
 
 
 @pytest.mark.anyio
@@ -197,15 +228,26 @@ outputs:
     assert "upstream node 'bad' failed" in (result.nodes["needs_bad"].error or "")
 
 
-@tool
-def hang(seconds: float) -> str:
-    """Sleeps in a worker thread, like a tool stuck on I/O.
+def hanging_tool(outcomes: list[str]) -> Tool:
+    """A tool stuck on I/O: it sleeps (on the event loop, so a timeout can cancel it) and
+    appends to `outcomes` how the sleep ended."""
 
-    Args:
-        seconds: how long to sleep.
-    """
-    time.sleep(seconds)
-    return "woke"
+    @tool
+    async def hang(seconds: float) -> str:
+        """Sleeps like a tool waiting on I/O.
+
+        Args:
+            seconds: how long to sleep.
+        """
+        try:
+            await anyio.sleep(seconds)
+        except anyio.get_cancelled_exc_class():
+            outcomes.append(f"cancelled at {anyio.current_time():g}")
+            raise
+        outcomes.append("woke")
+        return "woke"
+
+    return hang
 
 
 @pytest.mark.anyio
@@ -213,16 +255,19 @@ async def test_a_tool_that_hangs_is_stopped_by_its_timeout() -> None:
     spec = """
 name: h
 nodes:
-  stuck: {kind: tool, tool: hang, args: {seconds: 3}, timeout: 0.2}
+  stuck: {kind: tool, tool: hang, args: {seconds: 30}, timeout: 2}
   other: {kind: llm, prompt: fine}
 """
-    started = time.monotonic()
-    result = await _runtime(ScriptedBackend(respond=echo), hang).run(loads(spec))
-    assert time.monotonic() - started < 2.5
+    outcomes: list[str] = []
+    runtime = _runtime(ScriptedBackend(respond=echo, delay_s=1), hanging_tool(outcomes))
+    result = await runtime.run(loads(spec))
     stuck = result.nodes["stuck"]
     assert stuck.status is NodeStatus.FAILED
-    assert "timed out after 0.2s" in (stuck.error or "")
-    assert result.nodes["other"].status is NodeStatus.SUCCEEDED
+    assert "timed out after 2s" in (stuck.error or "")
+    assert _span(stuck) == (0.0, 2.0)
+    assert outcomes == ["cancelled at 2"]  # the tool itself was stopped, not abandoned
+    assert _span(result.nodes["other"]) == (0.0, 1.0)  # and did not hold up the rest
+    assert result.wall_s == 2.0
 
 
 class Flaky:
@@ -242,13 +287,32 @@ async def test_retries_with_backoff_then_succeed() -> None:
     spec = """
 name: r
 nodes:
-  x: {kind: llm, prompt: p, retries: 2, retry_backoff: 0.01}
+  x: {kind: llm, prompt: p, retries: 2, retry_backoff: 0.5}
 """
     flaky = Flaky(failures=2)
     result = await _runtime(ScriptedBackend(respond=flaky)).run(loads(spec))
-    assert result.nodes["x"].status is NodeStatus.SUCCEEDED
-    assert result.nodes["x"].attempts == 3
-    assert result.nodes["x"].output == "finally"
+    x = result.nodes["x"]
+    assert x.status is NodeStatus.SUCCEEDED
+    assert x.attempts == 3 and flaky.calls == 3
+    assert x.output == "finally"
+    # The failures are instant; the waits between attempts double: 0.5 s, then 1 s.
+    assert _span(x) == (0.0, 1.5)
+
+
+@pytest.mark.anyio
+async def test_retries_run_out_and_the_last_failure_is_reported() -> None:
+    spec = """
+name: r
+nodes:
+  x: {kind: llm, prompt: p, retries: 1, retry_backoff: 1}
+"""
+    flaky = Flaky(failures=5)
+    result = await _runtime(ScriptedBackend(respond=flaky)).run(loads(spec))
+    x = result.nodes["x"]
+    assert x.status is NodeStatus.FAILED
+    assert x.attempts == 2 and flaky.calls == 2
+    assert "transient failure 2" in (x.error or "")
+    assert _span(x) == (0.0, 1.0)  # one wait, none after the last attempt
 
 
 @pytest.mark.anyio
@@ -286,26 +350,57 @@ outputs:
     assert result.outputs["first"] == 2
 
 
+@tool
+async def multiply(a: int, b: int) -> int:
+    """Multiplies on the event loop. (A sync tool runs in a worker thread, and virtual time
+    may jump past a deadline while that thread works.)
+
+    Args:
+        a: one factor.
+        b: the other.
+    """
+    return a * b
+
+
 @pytest.mark.anyio
 async def test_cancelling_a_run_aborts_engine_requests_and_keeps_partial_results() -> None:
     spec = """
 name: c
 nodes:
-  quick: {kind: tool, tool: calculator, args: {expression: "6 * 7"}}
+  quick: {kind: tool, tool: multiply, args: {a: 6, b: 7}}
   slow1: {kind: llm, prompt: "one"}
   slow2: {kind: llm, prompt: "two"}
 """
     backend = ScriptedBackend(respond=echo, delay_s=10)
-    runtime = _runtime(backend)
-    with anyio.move_on_after(0.3):
-        await runtime.run(loads(spec))
-        pytest.fail("the run should have been cancelled")
+    runtime = _runtime(backend, multiply)
+    stop = anyio.Event()
+
+    async def stop_at_3() -> None:
+        await anyio.sleep(3)
+        stop.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(stop_at_3)
+        partial = await runtime.run(loads(spec), cancel=stop)
+    assert anyio.current_time() == 3.0
     assert backend.in_flight == set()
+    assert sorted(backend.aborted) == sorted(r.call_id for r in backend.seen)
     assert len(backend.aborted) == 2
-    partial = runtime.last_result
-    assert partial is not None and partial.status is RunStatus.CANCELLED
+    assert partial.status is RunStatus.CANCELLED
+    assert partial.error == "run cancelled"
     assert partial.nodes["quick"].output == 42
-    assert partial.nodes["slow1"].status is NodeStatus.CANCELLED
+    for slow in ("slow1", "slow2"):
+        assert partial.nodes[slow].status is NodeStatus.CANCELLED
+        assert _span(partial.nodes[slow]) == (0.0, 3.0)
+
+
+@pytest.mark.anyio
+async def test_a_cancellation_from_outside_aborts_and_propagates() -> None:
+    backend = ScriptedBackend(respond=echo, delay_s=10)
+    with anyio.move_on_after(3) as scope:
+        await _runtime(backend).run(loads(FAN_OUT))
+    assert scope.cancelled_caught and anyio.current_time() == 3.0
+    assert backend.in_flight == set() and len(backend.aborted) == 3
 
 
 @pytest.mark.anyio
@@ -316,10 +411,14 @@ nodes:
   slow: {kind: llm, prompt: "one"}
 """
     backend = ScriptedBackend(respond=echo, delay_s=10)
-    result = await _runtime(backend).run(loads(spec), timeout=0.2)
+    result = await _runtime(backend).run(loads(spec), timeout=2)
     assert result.status is RunStatus.CANCELLED
-    assert "timed out" in (result.error or "")
-    assert backend.in_flight == set() and backend.aborted
+    assert result.error == "run timed out after 2s"
+    assert result.wall_s == 2.0
+    assert result.nodes["slow"].status is NodeStatus.CANCELLED
+    assert _span(result.nodes["slow"]) == (0.0, 2.0)
+    assert backend.in_flight == set()
+    assert backend.aborted == [backend.seen[0].call_id]
 
 
 @pytest.mark.anyio
@@ -367,10 +466,16 @@ nodes:
     assert backend.seen == []
 
 
-def test_registry_fixture_is_isolated() -> None:
-    # Registering a test tool must not leak into a fresh default registry.
+@pytest.mark.anyio
+async def test_a_tool_registered_on_one_runtime_is_unknown_to_another() -> None:
+    spec = loads("name: f\nnodes:\n  bad: {kind: tool, tool: explode, args: {reason: x}}\n")
+    with_tool = await _runtime(ScriptedBackend(), explode).run(spec)
+    assert "boom: x" in (with_tool.nodes["bad"].error or "")
+    # The registration went into that runtime's own registry, not a shared one: a fresh
+    # default registry, and a runtime built on one, do not know the tool.
     assert "explode" not in default_registry()
-    assert isinstance(default_registry(), ToolRegistry)
+    with pytest.raises(SpecErrors, match="unknown tool 'explode'"):
+        await _runtime(ScriptedBackend()).run(spec)
 
 
 @pytest.mark.anyio
@@ -389,3 +494,33 @@ outputs:
 """
     result = await _runtime(ScriptedBackend()).run(loads(spec))
     assert result.outputs["all"] == [10, None, 30, None]
+
+
+@pytest.mark.anyio
+async def test_an_executor_runs_a_compiled_graph_through_the_scheduler_it_is_given() -> None:
+    backend = ScriptedBackend(respond=echo, delay_s=1)
+    runtime = _runtime(backend)
+    graph = compile_program(loads(FAN_OUT), runtime.tools)
+    scheduler = runtime.scheduler_for(runtime.policy)
+    executor = Executor(graph, scheduler=scheduler, tools=runtime.tools, run_id="r1")
+    before = executor.snapshot()
+    assert {n.status for n in before.nodes.values()} == {NodeStatus.PENDING}
+    result = await executor.run({"topic": "rain"})
+    assert result.run_id == "r1" and result.inputs == {"topic": "rain"}
+    assert result.outputs["joined"] == "echo: echo: A rain | echo: B rain | echo: C rain"
+    assert result.llm_calls == 4 and len(backend.seen) == 4
+    assert executor.snapshot() == result  # a finished run's snapshot is its result
+
+
+@pytest.mark.anyio
+async def test_events_follow_each_node_from_running_to_done_in_virtual_time() -> None:
+    events: list[tuple[str, str, float]] = []
+    backend = ScriptedBackend(respond=echo, delay_s=1)
+    await _runtime(backend).run(
+        loads(FAN_OUT), on_event=lambda e: events.append((e.node_id, e.status, e.at_s))
+    )
+    assert sorted(events) == sorted(
+        [(root, "running", 0.0) for root in "abc"]
+        + [(root, "succeeded", 1.0) for root in "abc"]
+        + [("join", "running", 1.0), ("join", "succeeded", 2.0)]
+    )

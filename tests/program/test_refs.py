@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from taskloom.program.refs import (
     template_references,
     value_references,
 )
+from taskloom.program.template_limits import set_template_limits, template_limits
 
 CONTEXT: dict[str, Any] = {
     "inputs": {"topic": "solar power", "cities": ["Oslo", "Lima"], "n": 3},
@@ -196,3 +200,192 @@ def test_evaluate_condition(condition: str, expected: bool) -> None:
 def test_a_condition_on_an_undefined_name_fails() -> None:
     with pytest.raises(TemplateError, match="undefined"):
         evaluate_condition("nope > 1", CONTEXT)
+
+
+# ---------------------------------------------------------------- hostile templates
+
+
+@pytest.fixture
+def limits() -> Iterator[Callable[..., None]]:
+    """Sets template limits for one test and restores the defaults after it."""
+    previous = template_limits()
+
+    def set_limits(**changes: Any) -> None:
+        set_template_limits(dataclasses.replace(previous, **changes))
+
+    yield set_limits
+    set_template_limits(previous)
+
+
+# Each is just past a default limit, so that today's sandbox would render it.
+@pytest.mark.parametrize(
+    ("template", "limit"),
+    [
+        ("{{ 2 ** 5000 > 0 }}", "max_integer_bits"),
+        ("{{ (2 ** 3000) * (2 ** 3000) > 0 }}", "max_integer_bits"),
+        ("{{ 1 | round(-2000) }}", "max_integer_bits"),
+        ("{{ 'a' * 2000000 }}", "max_output_chars"),
+        ("{{ 2000000 * 'a' }}", "max_output_chars"),
+        ("{{ ['x'] * 200000 }}", "max_collection_items"),
+        ("{{ '{0:>2000000}'.format(1) }}", "max_output_chars"),
+        ("{{ '{0:>{1}}'.format(1, 2000000) }}", "max_output_chars"),
+        ("{{ '{x:>2000000}'.format_map({'x': 1}) }}", "max_output_chars"),
+        ("{{ '%2000000d' % 1 }}", "max_output_chars"),
+        ("{{ '%*d' % (2000000, 1) }}", "max_output_chars"),
+        ("{{ '%2000000d' | format(1) }}", "max_output_chars"),
+        ("{{ 'x'.center(2000000) }}", "max_output_chars"),
+        ("{{ 'x'.ljust(2000000) }}", "max_output_chars"),
+        ("{{ 'x'.zfill(2000000) }}", "max_output_chars"),
+        ("{{ 'x' | center(2000000) }}", "max_output_chars"),
+        ("{{ 'a\tb'.expandtabs(2000000) }}", "max_output_chars"),
+        ("{{ ('a' * 1000) | replace('a', 'b' * 2000) }}", "max_output_chars"),
+        ("{{ ('a' * 1000).replace('a', 'b' * 2000) }}", "max_output_chars"),
+        ("{{ (['x' * 1000] * 2000) | join }}", "max_output_chars"),
+        ("{{ ''.join(['x' * 1000] * 2000) }}", "max_output_chars"),
+        ("{{ ['x' * 1000] * 2000 }}", "max_output_chars"),
+        ("{{ (['x' * 1000] * 2000) | upper }}", "max_output_chars"),
+        ("{{ 'a b' | indent(2000000, true) }}", "max_output_chars"),
+        ("{{ 'a b c' | wordwrap(1, true, 'x' * 600000) }}", "max_output_chars"),
+        ("{{ {'a': [1, 2]} | tojson(2000000) }}", "max_output_chars"),
+        ("{{ [1] | batch(200000, 'x') | list }}", "max_collection_items"),
+        ("{{ lipsum(2000) }}", "max_output_chars"),
+        ("{{ (1).to_bytes(2000000, 'big') }}", "max_output_chars"),
+        ("{% for i in range(2000) %}{{ 'x' * 1000 }}{% endfor %}", "max_output_chars"),
+        (
+            "{% set ns = namespace(s='a') %}{% for i in range(25) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+            "max_output_chars",
+        ),
+        (
+            "{% set ns = namespace(s='a') %}{% for i in range(25) %}"
+            "{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}",
+            "max_output_chars",
+        ),
+        (
+            "{% macro m() %}{% for i in range(2000) %}{{ 'x' * 1000 }}{% endfor %}{% endmacro %}"
+            "{{ m() | length }}",
+            "max_output_chars",
+        ),
+    ],
+)
+def test_a_template_that_would_grow_past_a_limit_is_refused(template: str, limit: str) -> None:
+    with pytest.raises(TemplateError, match=limit) as caught:
+        render_template(template, {})
+    assert isinstance(caught.value, TaskloomError)
+    assert "template refused" in str(caught.value)
+
+
+# The examples from the issue: each one ran for minutes or allocated gigabytes.
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ 10 ** (10 ** 8) > 0 }}",
+        "{{ 'a' * 10 ** 9 }}",
+        "{{ '{0:>999999999}'.format(1) }}",
+        "{{ 'x' | center(2000000000) }}",
+        "{{ 1 | round(-10 ** 9) }}",
+        "{% set s = 'a' * 1000000 %}{{ (([s] * 100000) | join) | length }}",
+        "{% set s = 'a' * 1000000 %}{{ [s, s, s, s] }}",
+    ],
+)
+def test_the_reported_memory_and_cpu_bombs_fail_fast(template: str) -> None:
+    with pytest.raises(TemplateError, match="template refused"):
+        render_template(template, {})
+
+
+@pytest.mark.timeout(60)
+def test_a_when_guard_and_a_native_value_are_bounded_too() -> None:
+    with pytest.raises(TemplateError, match="max_integer_bits"):
+        evaluate_condition("10 ** (10 ** 8) > 0", {})
+    with pytest.raises(TemplateError, match="max_output_chars"):
+        render_value({"out": "{{ [inputs.topic * 300000] * 4 }}"}, CONTEXT)
+
+
+def test_ordinary_templates_still_render_under_the_limits() -> None:
+    template = (
+        "{{ 2 ** 10 }} {{ 'ab' * 3 }} {{ [1] * 3 }} {{ '%05.1f' % 3.14159 }} "
+        "{{ '{:>6}'.format('x') }} {{ 'x' | center(5) }}|{{ ['a', 'b'] | join(',') }} "
+        "{{ 'a' ~ 1 ~ [2] }} {{ 'x'.zfill(3) }} {{ (1 + 2) * 3 }} {{ 2.5 | round(0) }}"
+    )
+    assert render_template(template, {}) == (
+        "1024 ababab [1, 1, 1] 003.1      x   x  |a,b a1[2] 00x 9 2.0"
+    )
+
+
+def test_the_limits_are_configurable(limits: Callable[..., None]) -> None:
+    limits(max_output_chars=10)
+    with pytest.raises(TemplateError, match="over the limit of 10 "):
+        render_template("{{ 'a' * 11 }}", {})
+    with pytest.raises(TemplateError, match="the template's output"):
+        render_template("{% for i in range(11) %}a{% endfor %}", {})
+    assert render_template("{{ 'a' * 10 }}", {}) == "a" * 10
+    limits(max_output_chars=10, max_integer_bits=100_000)
+    assert render_value("{{ 2 ** 5000 > 0 }}", {}) is True
+
+
+# A nested loop of 10**10 empty iterations: hours of pure Python without the deadline.
+_ENDLESS_LOOP = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+
+
+@pytest.mark.timeout(60)
+def test_a_template_loop_stops_at_the_render_deadline(limits: Callable[..., None]) -> None:
+    limits(max_render_seconds=0.2)
+    with pytest.raises(TemplateError, match=r"time limit of 0.2s \(max_render_seconds\)"):
+        render_template(_ENDLESS_LOOP, {})
+    with pytest.raises(TemplateError, match="max_render_seconds"):
+        render_value({"summary": _ENDLESS_LOOP}, {})
+    # The interrupted renders leave nothing behind: later ones run normally.
+    for _ in range(200):
+        assert render_template("{{ 1 + 1 }}", {}) == "2"
+
+
+@pytest.mark.timeout(60)
+def test_the_deadline_interrupts_a_render_on_another_thread(
+    limits: Callable[..., None],
+) -> None:
+    limits(max_render_seconds=0.2)
+    outcome: list[BaseException | str] = []
+
+    def render() -> None:
+        try:
+            outcome.append(render_template(_ENDLESS_LOOP, {}))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=render)
+    worker.start()
+    worker.join()
+    assert len(outcome) == 1 and isinstance(outcome[0], TemplateError)
+    assert render_template("{{ 'still fine' }}", {}) == "still fine"
+
+
+@pytest.mark.timeout(60)
+def test_a_recursive_macro_is_a_template_error() -> None:
+    template = "{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}"
+    with pytest.raises(TemplateError, match="recursed too deeply"):
+        render_template(template, {})
+    with pytest.raises(TemplateError, match="recursed too deeply"):
+        render_value({"answer": template}, {})
+
+
+_LONG_SUM = " + ".join(["1"] * 400)
+
+
+@pytest.mark.timeout(60)
+def test_a_400_term_expression_is_a_template_error() -> None:
+    with pytest.raises(TemplateError, match="nests too deeply"):
+        render_template("{{ " + _LONG_SUM + " }}", {})
+    with pytest.raises(TemplateError, match="nests too deeply"):
+        render_value({"answer": "{{ " + _LONG_SUM + " }}"}, {})
+    with pytest.raises(TemplateError, match="nests too deeply"):
+        evaluate_condition(_LONG_SUM + " > 0", {})
+
+
+@pytest.mark.timeout(60)
+def test_references_of_a_very_deep_expression_are_a_template_error() -> None:
+    deep = " + ".join(["x"] * 3000)
+    with pytest.raises(TemplateError, match="nests too deeply"):
+        template_references("{{ " + deep + " }}")
+    with pytest.raises(TemplateError, match="nests too deeply"):
+        expression_references(deep)

@@ -14,7 +14,7 @@ import pytest
 from pydantic import Field
 
 from taskloom.errors import ToolError
-from taskloom.tools import Tool, ToolNotFound, ToolRegistry, default_registry, tool
+from taskloom.tools import ImportPolicy, Tool, ToolNotFound, ToolRegistry, default_registry, tool
 
 # --- schema from type hints and docstrings ------------------------------------------
 
@@ -378,9 +378,13 @@ def temp_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
         sys.modules.pop(module, None)
 
 
+def _trusting(*modules: str) -> ToolRegistry:
+    return ToolRegistry(import_policy=ImportPolicy(prefixes=modules))
+
+
 @pytest.mark.anyio
 async def test_module_function_reference_is_imported_and_wrapped(temp_module: str) -> None:
-    registry = ToolRegistry()
+    registry = _trusting(temp_module)
     reference = f"{temp_module}:shout"
     assert reference in registry
     shout = registry.get(reference)
@@ -392,12 +396,12 @@ async def test_module_function_reference_is_imported_and_wrapped(temp_module: st
 
 
 def test_module_reference_to_a_tool_object_returns_it(temp_module: str) -> None:
-    whisper = ToolRegistry().get(f"{temp_module}:whisper_impl")
+    whisper = _trusting(temp_module).get(f"{temp_module}:whisper_impl")
     assert whisper.name == "whisper"
 
 
 def test_module_reference_problems(temp_module: str) -> None:
-    registry = ToolRegistry()
+    registry = _trusting(temp_module, f"{temp_module}_broken", "taskloom_no_such_module_xyz")
     with pytest.raises(ToolNotFound) as caught:
         registry.get(f"{temp_module}:shoot")
     assert caught.value.suggestions == [f"{temp_module}:shout"]

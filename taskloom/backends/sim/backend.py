@@ -42,14 +42,14 @@ import sys
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
-from types import TracebackType
 
 import anyio
 import anyio.lowlevel
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from taskloom.backends.base import Chunk, GenerateRequest
+from taskloom.backends.lifecycle import ManagedBackend
 from taskloom.backends.sim.config import SimEngineConfig
 from taskloom.backends.sim.cost import StepCostModel
 from taskloom.backends.sim.engine import SimEngine, StepPlan
@@ -84,11 +84,12 @@ class _Call:
     published_tokens: int = 0
 
 
-class SimBackend:
+class SimBackend(ManagedBackend):
     """A discrete-event model of a vLLM-like engine.
 
-    Start it with `async with SimBackend(...) as backend:` or, inside a task group you
-    own, `await backend.start(task_group)`; `close()` stops it. `output_tokens(request)`
+    Start it with `async with SimBackend(...) as backend:` (or `open_backend("sim",
+    ...)`), which runs its loop in a task group of its own; `close()` stops the loop and
+    fails the requests still streaming. `output_tokens(request)`
     sets each answer's length (default: `sampling.max_tokens`), so a workload can replay
     the output lengths of a trace. `stream_interval` (default 1, a chunk per token) sets
     how many tokens a chunk gathers (the first token and the last always come at once).
@@ -119,8 +120,7 @@ class SimBackend:
         self._in_engine: dict[int, _Call] = {}
         self._work_arrived = anyio.Event()
         self._loop_scope: anyio.CancelScope | None = None
-        self._exit_stack: AsyncExitStack | None = None
-        self._closed = False
+        self._loop_stopped = False
         self._settle_ties = False
         self._started_at: float | None = None
         # Set while a fast-forward is under way: the engine state then lags behind the
@@ -144,34 +144,12 @@ class SimBackend:
         """The engine state, for tests and reports; do not mutate it."""
         return self._engine
 
-    async def start(self, task_group: TaskGroup) -> None:
-        """Run the engine loop in `task_group` until `close()`."""
-        if self._closed or self._loop_scope is not None:
-            raise BackendError("a SimBackend starts once; make a new one")
+    async def _open(self, context: AsyncExitStack) -> None:
+        task_group = await context.enter_async_context(anyio.create_task_group())
         await task_group.start(self._run)
 
-    async def __aenter__(self) -> SimBackend:
-        async with AsyncExitStack() as stack:
-            task_group = await stack.enter_async_context(anyio.create_task_group())
-            await self.start(task_group)
-            self._exit_stack = stack.pop_all()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-        assert self._exit_stack is not None
-        # The loop task has been cancelled, so its task group closes cleanly. Closing it
-        # without the body's exception keeps that exception unwrapped (no group).
-        await self._exit_stack.aclose()
-
-    async def close(self) -> None:
+    async def _release(self) -> None:
         """Stop the engine; requests still streaming fail with `BackendError`."""
-        self._closed = True
         if self._loop_scope is not None:
             self._loop_scope.cancel()
         self._fail_all("the simulated engine was closed")
@@ -204,13 +182,9 @@ class SimBackend:
         return call, receive
 
     def _require_running(self) -> None:
-        if self._closed:
-            raise BackendError("the simulated engine is closed")
-        if self._loop_scope is None:
-            raise BackendError(
-                "SimBackend is not started: use `async with SimBackend(...) as backend` "
-                "or `await backend.start(task_group)`"
-            )
+        self._require_open()
+        if self._loop_stopped:
+            raise BackendError("the simulated engine stopped; open a new one")
 
     def _forget(self, call: _Call) -> None:
         call.stream.close()
@@ -237,7 +211,7 @@ class SimBackend:
                     await self._wait_for_work()
                     await self._run_step()
         finally:
-            self._closed = True
+            self._loop_stopped = True
             self._fail_all("the simulated engine stopped")
 
     async def _wait_for_work(self) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from taskloom.naming import did_you_mean
 from taskloom.orchestrator.kinds.base import (
     KindLookup,
     NodeChecks,
@@ -15,7 +14,7 @@ from taskloom.orchestrator.kinds.base import (
     TemplateSite,
     value_sites,
 )
-from taskloom.orchestrator.tool_catalog import tool_signature_hint
+from taskloom.orchestrator.tool_catalog import tool_signature_hint, unknown_tool_hint
 from taskloom.program.models import ToolNode
 from taskloom.program.refs import is_templated, render_value
 
@@ -37,13 +36,11 @@ class ToolKind(NodeKind[ToolNode]):
         if tools is None:
             return
         if node.tool not in tools:
-            names = tools.names()
             checks.report(
                 f"unknown tool '{node.tool}'",
                 (*path, "tool"),
                 node=node_id,
-                hint=did_you_mean(node.tool, names)
-                or f"known tools: {', '.join(sorted(names)) or '(none)'}",
+                hint=unknown_tool_hint(node.tool, tools),
             )
             return
         tool = tools.get(node.tool)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from taskloom.orchestrator.scheduler.policy_registry import UnknownPolicy
 from taskloom.orchestrator.scheduler.queues import QueueConfig
 
 
@@ -149,20 +150,20 @@ def starvation_measure(
     return 0.0, 1.0
 
 
-POLICIES: Mapping[str, Policy] = {
-    "fcfs": Policy("fcfs", fcfs, False, False, False, False, "off"),
-    "mlfq": Policy("mlfq", mlfq, True, False, True, True, "call"),
-    "plas": Policy("plas", plas, True, False, True, True, "program"),
-    "atlas": Policy("atlas", atlas, True, False, True, True, "program"),
-    "sjf-oracle": Policy("sjf-oracle", sjf_oracle, False, True, True, False, "off"),
-}
-"""Every built-in policy by the name a spec or the CLI uses."""
+BUILT_IN_POLICIES: tuple[Policy, ...] = (
+    Policy("fcfs", fcfs, False, False, False, False, "off"),
+    Policy("mlfq", mlfq, True, False, True, True, "call"),
+    Policy("plas", plas, True, False, True, True, "program"),
+    Policy("atlas", atlas, True, False, True, True, "program"),
+    Policy("sjf-oracle", sjf_oracle, False, True, True, False, "off"),
+)
+"""Every built-in policy; `registry.py` registers a scheduler under each name."""
+
+POLICIES: Mapping[str, Policy] = {policy.name: policy for policy in BUILT_IN_POLICIES}
 
 
 def get_policy(name: str) -> Policy:
-    try:
-        return POLICIES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown policy {name!r}; choose from {', '.join(sorted(POLICIES))}"
-        ) from None
+    """The built-in policy called `name`, for `ProgramAwareScheduler(..., "plas")`."""
+    if name not in POLICIES:
+        raise UnknownPolicy(name, POLICIES)
+    return POLICIES[name]

@@ -39,6 +39,7 @@ class RunRow:
     inputs: dict[str, Any] = field(default_factory=dict)
     policy: str | None = None
     created_at: float = 0.0
+    started_at: float | None = None
     updated_at: float = 0.0
     finished_at: float | None = None
     wall_s: float = 0.0
@@ -117,6 +118,7 @@ def run_from_row(row: sqlite3.Row) -> RunRow:
         inputs=json.loads(row["inputs"]),
         policy=row["policy"],
         created_at=row["created_at"],
+        started_at=row["started_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
         wall_s=row["wall_s"],

@@ -139,7 +139,7 @@ class RunStore:
             outputs=row.outputs or {},
             nodes=self.nodes(run_id),
             error=row.error if finished else "not finished: running, or cut short by a crash",
-            started_at=row.created_at,
+            started_at=row.created_at if row.started_at is None else row.started_at,
             wall_s=row.wall_s,
         )
 

@@ -22,6 +22,7 @@ _MIGRATIONS: tuple[str, ...] = (
         policy      TEXT,
         status      TEXT NOT NULL,
         created_at  REAL NOT NULL,
+        started_at  REAL,
         updated_at  REAL NOT NULL,
         finished_at REAL,
         wall_s      REAL NOT NULL DEFAULT 0,

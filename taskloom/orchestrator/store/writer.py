@@ -95,10 +95,10 @@ def finish_run(connection: sqlite3.Connection, result: RunResult, **fields: Any)
              result.started_at or now, now),
         )
         connection.execute(
-            "UPDATE runs SET status = ?, outputs = ?, error = ?, wall_s = ?, "
+            "UPDATE runs SET status = ?, outputs = ?, error = ?, wall_s = ?, started_at = ?, "
             "updated_at = ?, finished_at = ? WHERE run_id = ?",
             (result.status.value, dumps(result.outputs), result.error, result.wall_s,
-             now, now, result.run_id),
+             result.started_at, now, now, result.run_id),
         )
         connection.execute("DELETE FROM nodes WHERE run_id = ?", (result.run_id,))
         connection.executemany(

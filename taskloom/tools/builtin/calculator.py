@@ -140,7 +140,18 @@ def _call(node: ast.Call) -> Number:
     if node.keywords:
         raise ToolError(f"calculator: {node.func.id}() takes positional arguments only")
     args = [_evaluate(arg) for arg in node.args]
+    if node.func.id == "round" and len(args) == 2:
+        _refuse_huge_rounding(args[1])
     return _checked(_FUNCTIONS[node.func.id](*args))
+
+
+def _refuse_huge_rounding(ndigits: Number) -> None:
+    # round(n, -k) computes 10 ** k first: round(1, -10**9) would run for hours.
+    if isinstance(ndigits, int) and abs(ndigits) * math.log2(10) > MAX_INTEGER_BITS:
+        raise ToolError(
+            f"calculator: round() to {ndigits} digits is beyond the limit of "
+            f"{MAX_INTEGER_BITS} bits (about {int(MAX_INTEGER_BITS / math.log2(10))} digits)"
+        )
 
 
 def _unsupported(node: ast.expr) -> str:

@@ -16,6 +16,7 @@ from taskloom.orchestrator.scheduler.policies import (
     sjf_oracle,
     starvation_measure,
 )
+from taskloom.orchestrator.scheduler.policy_registry import UnknownPolicy
 from taskloom.orchestrator.scheduler.queues import QueueConfig
 
 PROGRAM = ProgramSnapshot(
@@ -84,5 +85,5 @@ def test_policy_records_say_how_calls_are_treated() -> None:
 
 def test_get_policy_names_the_choices() -> None:
     assert get_policy("atlas").priority is atlas
-    with pytest.raises(ValueError, match="atlas"):
+    with pytest.raises(UnknownPolicy, match="did you mean 'atlas'"):
         get_policy("atlsa")

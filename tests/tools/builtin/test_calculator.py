@@ -79,6 +79,38 @@ def test_refusals(expression: str, complaint: str) -> None:
         calculator(expression)
 
 
+# round(n, -k) computes 10 ** k first: -10**9 ran for hours, -5000 quietly gave 0.
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "expression",
+    ["round(1, -10 ** 9)", "round(1, -5000)", "round(7, 10 ** 9)", "round(1.5, -10 ** 9)"],
+)
+def test_rounding_to_a_huge_number_of_digits_is_refused(expression: str) -> None:
+    with pytest.raises(ToolError, match=r"round\(\) to .* digits is beyond the limit of 4096 bits"):
+        calculator(expression)
+
+
+def test_rounding_within_the_limit_still_works() -> None:
+    assert calculator("round(1234, -2)") == 1200
+    assert calculator("round(1, -1000)") == 0
+    assert calculator("round(2.5)") == 2
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "expression", ["1 << 10 ** 10", "(2 ** 4000) >> 1", "~1", "5 & 3", "5 | 3"]
+)
+def test_bitwise_operators_are_not_arithmetic(expression: str) -> None:
+    with pytest.raises(ToolError, match="not allowed"):
+        calculator(expression)
+
+
+@pytest.mark.timeout(30)
+def test_deep_nesting_is_a_tool_error() -> None:
+    with pytest.raises(ToolError, match="calculator"):
+        calculator("-" * 990 + "1")
+
+
 def test_overlong_expression_is_refused() -> None:
     with pytest.raises(ToolError, match="longer than"):
         calculator("1+" * 600 + "1")

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from taskloom.errors import ToolError
 from taskloom.tools import Tool
+from taskloom.tools.builtin import read_file as read_file_module
 from taskloom.tools.builtin import read_file_tool
 
 
@@ -90,3 +93,64 @@ async def test_missing_file_and_directory_are_refused(read_file: Tool) -> None:
 async def test_null_byte_is_refused(read_file: Tool) -> None:
     with pytest.raises(ToolError, match="read_file"):
         await read_file.call({"path": "docs/note.txt\x00.png"})
+
+
+def _swap_after_check(
+    monkeypatch: pytest.MonkeyPatch, swap: Callable[[], None]
+) -> None:
+    """Run `swap` right after read_file has checked the path and before it opens it."""
+    checked = read_file_module.resolve_under_root
+
+    def check_then_swap(root: Path, path: str, *, tool_name: str) -> Path:
+        target = checked(root, path, tool_name=tool_name)
+        swap()
+        return target
+
+    monkeypatch.setattr(read_file_module, "resolve_under_root", check_then_swap)
+
+
+@pytest.mark.anyio
+async def test_a_file_swapped_for_a_symlink_after_the_check_is_not_followed(
+    read_file: Tool, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    note = root / "docs" / "note.txt"
+
+    def swap() -> None:
+        note.unlink()
+        note.symlink_to(root.parent / "secret.txt")
+
+    _swap_after_check(monkeypatch, swap)
+    with pytest.raises(ToolError, match="changed while it was being opened"):
+        await read_file.call({"path": "docs/note.txt"})
+
+
+@pytest.mark.anyio
+async def test_a_directory_swapped_for_a_symlink_after_the_check_is_not_followed(
+    read_file: Tool, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = root.parent / "outside"
+    outside.mkdir()
+    (outside / "note.txt").write_text("outside the root")
+
+    def swap() -> None:
+        (root / "docs").rename(root / "docs_moved")
+        (root / "docs").symlink_to(outside)
+
+    _swap_after_check(monkeypatch, swap)
+    with pytest.raises(ToolError, match="changed while it was being opened"):
+        await read_file.call({"path": "docs/note.txt"})
+
+
+@pytest.mark.anyio
+async def test_a_fifo_swapped_in_is_refused_without_blocking(
+    read_file: Tool, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    note = root / "docs" / "note.txt"
+
+    def swap() -> None:
+        note.unlink()
+        os.mkfifo(note)
+
+    _swap_after_check(monkeypatch, swap)
+    with pytest.raises(ToolError, match="not a regular file"):
+        await read_file.call({"path": "docs/note.txt"})

@@ -142,3 +142,54 @@ def test_runaway_query_is_interrupted(root: Path) -> None:
     endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n"
     with pytest.raises(ToolError, match=r"ran longer than 0\.2 s"):
         sqlite_query.fn(database="shop.db", sql=endless)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT zeroblob(900000000) AS big",
+        "SELECT randomblob(2000000) AS big",
+        "SELECT replace(hex(zeroblob(600000)), '0', 'xx') AS big",
+    ],
+)
+def test_a_value_past_the_length_limit_is_refused_before_it_is_built(
+    sqlite_query: Tool, sql: str
+) -> None:
+    with pytest.raises(ToolError, match="larger than 1,048,576 bytes"):
+        sqlite_query.fn(**{"database": "shop.db", "sql": sql})
+
+
+def test_a_result_past_its_byte_cap_is_refused(root: Path) -> None:
+    capped = sqlite_query_tool(root, max_result_bytes=10_000)
+    sql = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) "
+        "SELECT i, hex(zeroblob(250)) AS padding FROM n"
+    )
+    with pytest.raises(ToolError, match="larger than 10,000 bytes after 19 rows"):
+        capped.fn(**{"database": "shop.db", "sql": sql})
+    small = capped.fn(**{"database": "shop.db", "sql": sql + " LIMIT 5"})
+    assert [row["i"] for row in small] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("SELECT fts3_tokenizer('simple') AS pointer", "native pointer"),
+        ("SELECT load_extension('x') AS loaded", "native code"),
+        ("SELECT printf('%.*c', 900000000, 'x') AS big", "past the timeout"),
+        ("SELECT FORMAT('%d', 1) AS f", "past the timeout"),
+    ],
+)
+def test_functions_that_escape_the_limits_are_denied(
+    sqlite_query: Tool, sql: str, reason: str
+) -> None:
+    with pytest.raises(ToolError, match=f"not authorized to use function.*{reason}"):
+        sqlite_query.fn(**{"database": "shop.db", "sql": sql})
+
+
+def test_a_long_like_pattern_is_refused(sqlite_query: Tool) -> None:
+    pattern = "%a" * 200
+    with pytest.raises(ToolError, match="LIKE or GLOB pattern too complex"):
+        sqlite_query.fn(
+            database="shop.db", sql=f"SELECT name FROM items WHERE name LIKE '{pattern}'"
+        )

@@ -10,6 +10,7 @@ import json
 import random
 from typing import Any
 
+from taskloom.bench.workloads.llmcompiler.generators import GENERATORS
 from taskloom.bench.workloads.llmcompiler.knowledge import KnowledgeBase, build_knowledge_base
 from taskloom.bench.workloads.llmcompiler.tasks import WorkloadTask
 from taskloom.bench.workloads.llmcompiler.tools import choose_option
@@ -26,8 +27,6 @@ def example_prompt(
 ) -> str:
     """A worked example for `planner` ("llmcompiler" or "react") in `fmt` ("text"/"json");
     with `choice_in_answer`, the example leaves its closing choice to the answer."""
-    from taskloom.bench.workloads.llmcompiler.generators import GENERATORS
-
     kb = build_knowledge_base(seed + _EXAMPLE_SEED_OFFSET)
     task = GENERATORS[generator_name](kb, random.Random(f"example-{generator_name}"), 0)
     if choice_in_answer:

@@ -1,0 +1,148 @@
+"""A deadline for synchronous rendering, enforced by one watchdog thread.
+
+Templates render on the event loop's thread, so a template loop that runs for minutes
+freezes every node, every timeout and every signal handler with it. Python cannot
+kill a thread, and a thread (or a process) per render would cost far more than the
+render itself (the dispatch benchmark renders about 10,000 templates a second). One
+long-lived daemon thread instead watches a deadline slot per rendering thread and, when
+a render passes its deadline, raises `RenderDeadlineExceeded` inside that thread with
+`PyThreadState_SetAsyncExc`. The exception arrives at the next bytecode boundary: it
+stops Python-level loops and recursion (Jinja compiles templates to Python), not one
+long C call; size limits (template_limits.py) keep those short. Hooking `range` and the
+loops instead would miss recursive macros and filters that loop in Python.
+
+Per render the cost is two uncontended lock round-trips. The watchdog sleeps until the
+earliest deadline; while renders keep coming it also wakes about once per deadline
+length, so that a new render rarely has to wake it (a thread switch costs more than the
+render it guards). Only after a quiet period does it sleep until the next render.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+_Result = TypeVar("_Result")
+
+
+class RenderDeadlineExceeded(BaseException):
+    """Raised asynchronously inside a render that ran past its deadline.
+
+    A BaseException so that no `except Exception` in Jinja or a filter swallows it;
+    `bounded_render` turns it into the caller's error.
+    """
+
+
+@dataclass
+class _Slot:
+    deadline: float
+    depth: int = 1
+
+
+class RenderWatchdog:
+    """Interrupts a thread whose armed deadline has passed. `arm`/`disarm` nest: only
+    the outermost pair sets the deadline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._slots: dict[int, _Slot] = {}
+        self._interrupted: set[int] = set()
+        self._next_check = math.inf  # when the watchdog thread looks next
+        self._armed_since_check = False
+        self._longest_seconds = 0.0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> None:
+        thread_id = threading.get_ident()
+        deadline = time.monotonic() + seconds
+        with self._lock:
+            slot = self._slots.get(thread_id)
+            if slot is not None:
+                slot.depth += 1
+                return
+            self._slots[thread_id] = _Slot(deadline)
+            self._armed_since_check = True
+            self._longest_seconds = max(self._longest_seconds, seconds)
+            if deadline < self._next_check:
+                self._next_check = deadline
+                self._ensure_thread()
+                self._wakeup.notify()
+
+    def disarm(self) -> None:
+        thread_id = threading.get_ident()
+        with self._lock:
+            slot = self._slots.get(thread_id)
+            if slot is not None:
+                slot.depth -= 1
+                if slot.depth > 0:
+                    return
+                del self._slots[thread_id]
+            if thread_id in self._interrupted:
+                # The deadline passed just as the render finished: drop the exception
+                # if it is still pending, so it cannot fire in unrelated code later.
+                self._interrupted.discard(thread_id)
+                _set_async_exception(thread_id, None)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._watch, name="taskloom-render-watchdog", daemon=True
+            )
+            self._thread.start()
+
+    def _watch(self) -> None:
+        with self._lock:
+            while True:
+                now = time.monotonic()
+                earliest = math.inf
+                for thread_id, slot in list(self._slots.items()):
+                    if slot.deadline <= now:
+                        # Popped before raising: one interrupt per render, never two.
+                        del self._slots[thread_id]
+                        self._interrupted.add(thread_id)
+                        _set_async_exception(thread_id, RenderDeadlineExceeded)
+                    else:
+                        earliest = min(earliest, slot.deadline)
+                if earliest == math.inf and self._armed_since_check:
+                    # Busy but between renders: look again later rather than be woken.
+                    earliest = now + self._longest_seconds
+                self._armed_since_check = False
+                self._next_check = earliest
+                self._wakeup.wait(None if earliest == math.inf else earliest - now)
+
+    def _after_fork(self) -> None:
+        # The child has no watchdog thread; the next arm starts one.
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._slots.clear()
+        self._interrupted.clear()
+        self._next_check = math.inf
+        self._armed_since_check = False
+        self._thread = None
+
+
+def _set_async_exception(thread_id: int, exception: type[BaseException] | None) -> None:
+    # None clears a pending exception (ctypes passes it as NULL).
+    target = None if exception is None else ctypes.py_object(exception)
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), target)
+
+
+WATCHDOG = RenderWatchdog()
+os.register_at_fork(after_in_child=WATCHDOG._after_fork)
+
+
+def call_with_deadline(seconds: float, work: Callable[..., _Result], *args: Any) -> _Result:
+    """`work(*args)`, interrupted with `RenderDeadlineExceeded` past `seconds`. The
+    exception may also arrive as `work` returns: catch it around this call."""
+    WATCHDOG.arm(seconds)
+    try:
+        return work(*args)
+    finally:
+        WATCHDOG.disarm()
