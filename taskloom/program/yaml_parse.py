@@ -122,6 +122,13 @@ class _SpecLoader(yaml.SafeLoader):
             self.depth -= 1
             self.open_anchors.discard(event.anchor or "")
 
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        # The scanner reads a flow collection (`[[[...`) ahead of the composer, and its
+        # work grows with the square of the flow depth: refuse deep ones here already.
+        if self.flow_level >= MAX_DEPTH - 1:  # a spec's flow values sit in its top mapping
+            raise _too_deep(mark_location(self.filename, self.get_mark()))
+        super().fetch_flow_collection_start(token_class)
+
     def _count_alias(self, event: yaml.AliasEvent) -> None:
         location = mark_location(self.filename, event.start_mark)
         anchor = event.anchor or ""
