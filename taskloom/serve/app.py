@@ -146,22 +146,25 @@ async def _stream(services: Services, run_id: str, after: int) -> AsyncIterator[
     # The run goes on whatever happens here: a client that leaves only ends this loop.
     store: RunStore = services.store
     manager: RunManager = services.manager
-    while True:
-        changed = manager.changed(run_id)  # taken before reading: no wake-up is missed
-        for event in store.events_after(run_id, after):
-            yield sse(event)
-            after = event.seq
-            if event.kind == "result":
-                return
-        if not manager.is_active(run_id):
-            row = store.get(run_id)
-            if row is not None and row.status is not StoredStatus.RUNNING:
-                manager.finish_stream(run_id)
-                continue
-        with anyio.move_on_after(KEEP_ALIVE_S) as waited:
-            await changed.wait()
-        if waited.cancelled_caught:
-            yield KEEP_ALIVE
+    try:
+        while True:
+            changed = manager.changed(run_id)  # taken before reading: no wake-up is missed
+            for event in store.events_after(run_id, after):
+                yield sse(event)
+                after = event.seq
+                if event.kind == "result":
+                    return
+            if not manager.is_active(run_id):
+                row = store.get(run_id)
+                if row is not None and row.status is not StoredStatus.RUNNING:
+                    manager.finish_stream(run_id)
+                    continue
+            with anyio.move_on_after(KEEP_ALIVE_S) as waited:
+                await changed.wait()
+            if waited.cancelled_caught:
+                yield KEEP_ALIVE
+    finally:
+        manager.stop_watching(run_id)
 
 
 async def _read_at_most(request: Request, limit: int) -> bytes:

@@ -151,6 +151,11 @@ class RunManager:
             self._changed[run_id] = anyio.Event()
         return self._changed[run_id]
 
+    def stop_watching(self, run_id: str) -> None:
+        """A stream of a run that no longer runs has ended: drop its wake-up."""
+        if run_id not in self._active:
+            self._changed.pop(run_id, None)
+
     def _notify(self, run_id: str) -> None:
         waiting = self._changed.pop(run_id, None)
         if waiting is not None:
