@@ -150,3 +150,60 @@ async def test_resume_needs_a_store_and_a_known_run(tmp_path: Path) -> None:
         await Runtime(ScriptedBackend()).resume("x")
     with pytest.raises(KeyError):
         await Runtime(ScriptedBackend(), store=RunStore(tmp_path)).resume("x")
+
+
+PLAN_SPEC = """
+name: towns
+nodes:
+  answer:
+    kind: plan
+    question: "How many people live in Oslo and Bergen?"
+    tools: [lookup, calculator]
+    max_replans: 0
+outputs:
+  answer: "{{ answer }}"
+"""
+
+PLAN = """1. lookup(name="Oslo")
+2. lookup(name="Bergen")
+3. calculator(expression="$1.population + $2.population")
+4. join()
+"""
+
+
+@pytest.mark.anyio
+async def test_a_plan_in_flight_restarts_as_a_whole(tmp_path: Path) -> None:
+    looked_up: Counter[str] = Counter()
+    hang = {"Bergen": True}
+
+    @tool
+    async def lookup(name: str) -> dict[str, Any]:
+        """Facts about a town.
+
+        Args:
+            name: the town.
+        """
+        looked_up[name] += 1
+        if hang.get(name):
+            await anyio.sleep_forever()
+        return {"name": name, "population": {"Oslo": 709_000, "Bergen": 291_000}[name]}
+
+    def respond(request: Any) -> str:
+        return PLAN if "/plan" in request.call_id else "Thought: done\nAction: Finish(1000000)"
+
+    tools = default_registry()
+    tools.register(lookup)
+    store = RunStore(tmp_path)
+    runtime = Runtime(ScriptedBackend(respond=respond), tools=tools, store=store)
+    with anyio.move_on_after(1):
+        await runtime.run(loads(PLAN_SPEC), run_id="p")
+    store.set_status("p", StoredStatus.RUNNING)
+    assert looked_up == Counter(Oslo=1, Bergen=1)  # task 1 finished, task 2 hung
+
+    hang["Bergen"] = False
+    resumed = await runtime.resume("p")
+    assert resumed.status is RunStatus.SUCCEEDED, resumed.error
+    assert looked_up == Counter(Oslo=2, Bergen=2)  # the whole plan ran again
+    assert set(store.nodes("p")) == {"answer", "answer/plan1/1", "answer/plan1/2",
+                                     "answer/plan1/3"}
+    assert store.load("p").nodes["answer/plan1/3"].output == 1_000_000
