@@ -5,6 +5,7 @@ Public API only; everything else lives in the subpackages.
 
 from taskloom.backends.factory import BackendName, open_backend
 from taskloom.backends.scripted import ScriptedBackend
+from taskloom.client import Client
 from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, ToolError
 from taskloom.orchestrator.compile import TaskGraph, compile_program
 from taskloom.orchestrator.kinds import NodeKind, node_kinds
@@ -25,6 +26,7 @@ from taskloom.tools.registry import Tool, ToolRegistry, default_registry, tool
 __all__ = [
     "BackendError",
     "BackendName",
+    "Client",
     "Defaults",
     "InputSpec",
     "LLMNode",

@@ -17,6 +17,7 @@ from rich.console import Console
 from taskloom.backends.factory import BackendName, BackendSettingsError, check_base_url
 from taskloom.bench.cli import bench_app
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
+from taskloom.cli_serve import register_commands
 from taskloom.errors import (
     BackendError,
     SpecError,
@@ -373,6 +374,9 @@ def graph(
     except OSError as exc:
         _refuse(f"cannot write {output}: {exc.strerror or exc}")
     typer.echo(f"wrote {output}")
+
+
+register_commands(app)  # serve, submit, runs, show, cancel, resume
 
 
 def main() -> None:

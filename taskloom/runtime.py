@@ -4,6 +4,8 @@ this module ties together in a `Runtime`)."""
 
 from __future__ import annotations
 
+import functools
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,11 +23,12 @@ from taskloom.orchestrator.kinds.llm import LLMKind
 from taskloom.orchestrator.kinds.map import MapKind
 from taskloom.orchestrator.kinds.registry import node_kinds
 from taskloom.orchestrator.kinds.tool import ToolKind
-from taskloom.orchestrator.result import RunResult, RunStatus
+from taskloom.orchestrator.result import NodeResult, RunResult, RunStatus
 from taskloom.orchestrator.scheduler import Scheduler
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, make_scheduler
-from taskloom.orchestrator.store import RunStore
+from taskloom.orchestrator.store import RunNotFound, RunStore
 from taskloom.planners.kind import PlanKind
+from taskloom.program.load import loads
 from taskloom.program.models import Program
 from taskloom.tools.registry import ToolRegistry, default_registry
 
@@ -96,6 +99,12 @@ class Runtime:
             self._schedulers[policy] = shared_sample_pool(scheduler, self._sample_slots)
         return self._schedulers[policy]
 
+    def schedulers(self) -> dict[str, Scheduler]:
+        """The scheduler of each policy used so far, by policy name."""
+        if self._own_scheduler is not None:
+            return {self.policy: self._own_scheduler}
+        return dict(self._schedulers)
+
     async def run(
         self,
         program: Program,
@@ -106,6 +115,7 @@ class Runtime:
         cancel: anyio.Event | None = None,
         on_event: EventSink = ignore_events,
         run_id: str | None = None,
+        restored: Mapping[str, NodeResult] | None = None,
     ) -> RunResult:
         """Check and run `program`, and return its result.
 
@@ -113,12 +123,23 @@ class Runtime:
         in-flight LLM calls are aborted and every finished node is kept. A cancellation
         from outside (the caller's own cancel scope) aborts the same way and propagates;
         the partial result is then in the store, if the runtime has one.
+
+        With a store, each node's result is committed the moment it finishes, before its
+        dependents start, so a run cut short by a crash can be `resume`d. `restored`:
+        nodes that finished before (see `Executor`).
         """
         graph = compile_program(program, self.tools)
         resolved = resolve_inputs(program, inputs or {})  # refuse bad inputs before starting
-        scheduler = self.scheduler_for(policy or program.policy or self.policy)
+        chosen = policy or program.policy or self.policy
+        scheduler = self.scheduler_for(chosen)
+        run_id = run_id or uuid.uuid4().hex[:12]
+        checkpoint = None
+        if self.store is not None:
+            self.store.begin(run_id, program, resolved, chosen)
+            checkpoint = functools.partial(self.store.checkpoint, run_id)
         executor = Executor(
-            graph, scheduler=scheduler, tools=self.tools, run_id=run_id, on_event=on_event
+            graph, scheduler=scheduler, tools=self.tools, run_id=run_id, on_event=on_event,
+            checkpoint=checkpoint, restored=restored,
         )
         result: RunResult | None = None
         try:
@@ -128,6 +149,31 @@ class Runtime:
             if self.store is not None:
                 final = result or executor.snapshot(RunStatus.CANCELLED, "run cancelled")
                 self.store.save(final)
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        timeout: float | None = None,
+        cancel: anyio.Event | None = None,
+        on_event: EventSink = ignore_events,
+    ) -> RunResult:
+        """Continue a stored run that a crash cut short. Nodes that finished are kept
+        and not run again; nodes that were in flight run again from their start (a
+        `plan` node or a vote as a whole: its planner, tasks and samples)."""
+        if self.store is None:
+            raise ValueError("resume needs a runtime with a store")
+        row = self.store.get(run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        if row.spec_text is None:
+            raise ValueError(f"run '{run_id}' kept no spec text to rebuild its program from")
+        program = loads(row.spec_text, filename=row.spec_file or f"<run {run_id}>")
+        restored = self.store.finished_nodes(run_id, program.nodes.keys())
+        return await self.run(
+            program, row.inputs, policy=row.policy, timeout=timeout, cancel=cancel,
+            on_event=on_event, run_id=run_id, restored=restored,
+        )
 
 
 async def _run_until_stopped(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +65,19 @@ class _NodeRecord:
         )
 
 
+# Called with a node's result (and its plan's tasks) the moment the node finished, before
+# any dependent starts; it returns once they are durable.
+Checkpoint = Callable[[list[NodeResult]], None]
+_FINISHED = (NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED)
+
+
 class Executor:
-    """One run of one compiled program."""
+    """One run of one compiled program.
+
+    `restored`: results of nodes that finished in an earlier try of this run (before a
+    crash); they are not run again, and their outputs reach their dependents as if they
+    had just finished. `checkpoint` is called as each node finishes (see `Checkpoint`).
+    """
 
     def __init__(
         self,
@@ -77,6 +88,8 @@ class Executor:
         run_id: str | None = None,
         on_event: EventSink = ignore_events,
         kinds: NodeKindRegistry = node_kinds,
+        checkpoint: Checkpoint | None = None,
+        restored: Mapping[str, NodeResult] | None = None,
     ) -> None:
         self.graph = graph
         self.kinds = kinds
@@ -94,7 +107,15 @@ class Executor:
         self._dependents = {n: graph.dependents(n) for n in self.program.nodes}
         self._waiting_on = {n: len(deps) for n, deps in self._dependencies.items()}
         self._inputs: dict[str, Any] = {}
-        self._subtasks: dict[str, NodeResult] = {}
+        self._checkpoint = checkpoint
+        earlier = dict(restored or {})
+        self._restored = {n: r for n, r in earlier.items() if n in self._records}
+        for node_id, result in self._restored.items():
+            record = self._records[node_id]
+            record.status, record.output, record.error = result.status, result.output, result.error
+        self._subtasks: dict[str, NodeResult] = {
+            n: r for n, r in earlier.items() if n not in self._records
+        }
         self._visible: dict[str, Any] = {"inputs": self._inputs}
         self._started_at = 0.0
         self._t0 = 0.0
@@ -138,7 +159,10 @@ class Executor:
             status=status,
             inputs=self._inputs,
             outputs=outputs,
-            nodes={**{r.node_id: r.freeze() for r in records}, **self._subtasks},
+            nodes={
+                **{r.node_id: self._restored.get(r.node_id) or r.freeze() for r in records},
+                **self._subtasks,
+            },
             error=error,
             started_at=self._started_at,
             wall_s=self._now(),
@@ -167,17 +191,31 @@ class Executor:
         record = self._records[node_id]
         node = self.program.nodes[node_id]
         blockers = [d for d in self._dependencies[node_id] if self._blocks(d)]
-        if blockers:
+        restored = node_id in self._restored
+        if restored:  # finished before a crash: only its outputs are published again
+            record.blocked = record.status is NodeStatus.SKIPPED and bool(blockers)
+        elif blockers:
             record.status, record.blocked = NodeStatus.SKIPPED, True
             record.error = f"not run: upstream node '{blockers[0]}' failed"
         else:
             await self._attempt_until_done(node_id, node, record)
         self._publish(record)
-        self._emit(record)
+        if not restored:
+            self._save(record)
+            self._emit(record)
         for dependent in self._dependents[node_id]:
             self._waiting_on[dependent] -= 1
             if self._waiting_on[dependent] == 0:
                 group.start_soon(self._run_node, group, dependent)
+
+    def _save(self, record: _NodeRecord) -> None:
+        # A node skipped because an upstream failed is not kept: on resume the failure
+        # is restored and blocks it again, which a plain skip would not.
+        if self._checkpoint is None or record.blocked or record.status not in _FINISHED:
+            return
+        prefix = record.node_id + "/"
+        tasks = [r for n, r in self._subtasks.items() if n.startswith(prefix)]
+        self._checkpoint([record.freeze(), *tasks])
 
     def _record_subtask(self, parent: str, result: NodeResult) -> None:
         """A task of `parent`'s plan changed state: keep it for the result, tell listeners."""

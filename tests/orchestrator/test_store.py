@@ -1,9 +1,8 @@
-"""The run store: every run's result kept on disk as JSON, read back whole."""
+"""The run store through its users: a result saved whole reads back equal, and a runtime
+with a store keeps every run, a cancelled one with its finished work."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from trio.testing import MockClock
 
 from taskloom.backends.scripted import ScriptedBackend
 from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
-from taskloom.orchestrator.store import RunStore, default_store_root
+from taskloom.orchestrator.store import RunStore, default_store_path
 from taskloom.program.load import loads
 from taskloom.runtime import Runtime
 from taskloom.tools.registry import ToolRegistry, default_registry, tool
@@ -52,8 +51,7 @@ def a_result(run_id: str = "run1", status: RunStatus = RunStatus.FAILED) -> RunR
 def test_a_saved_result_loads_back_equal_with_its_enums(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     result = a_result()
-    path = store.save(result)
-    assert path == tmp_path / "run1.json"
+    assert store.save(result) == tmp_path / "taskloom.db"
     loaded = store.load("run1")
     assert loaded == result
     assert loaded.status is RunStatus.FAILED
@@ -61,19 +59,10 @@ def test_a_saved_result_loads_back_equal_with_its_enums(tmp_path: Path) -> None:
     assert loaded.nodes["ask"].duration_s == 1.25
 
 
-def test_the_file_is_plain_json_a_person_can_read(tmp_path: Path) -> None:
-    path = RunStore(tmp_path).save(a_result())
-    data = json.loads(path.read_text())
-    assert data["status"] == "failed"
-    assert data["nodes"]["ask"]["status"] == "succeeded"
-    assert data["outputs"]["answer"] == {"n": 42, "names": ["a", "b"]}
-
-
-def test_save_creates_the_root_and_leaves_no_temporary_file(tmp_path: Path) -> None:
-    root = tmp_path / "deep" / "er" / "runs"
-    store = RunStore(root)
-    store.save(a_result())
-    assert sorted(p.name for p in root.iterdir()) == ["run1.json"]
+def test_save_creates_the_folder(tmp_path: Path) -> None:
+    root = tmp_path / "deep" / "er"
+    RunStore(root).save(a_result())
+    assert RunStore(root).load("run1") == a_result()
 
 
 def test_saving_a_run_again_replaces_it(tmp_path: Path) -> None:
@@ -84,22 +73,13 @@ def test_saving_a_run_again_replaces_it(tmp_path: Path) -> None:
     assert store.run_ids() == ["run1"]
 
 
-def test_run_ids_are_oldest_first_and_empty_before_any_run(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "runs")
-    assert store.run_ids() == []
-    for run_id, mtime in (("b", 300), ("a", 100), ("c", 200)):
-        path = store.save(a_result(run_id))
-        os.utime(path, (mtime, mtime))
-    assert store.run_ids() == ["a", "c", "b"]
-
-
-def test_the_default_root_is_under_taskloom_home(monkeypatch: pytest.MonkeyPatch,
-                                                  tmp_path: Path) -> None:
+def test_the_default_file_is_under_taskloom_home(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
     monkeypatch.setenv("TASKLOOM_HOME", str(tmp_path / "home"))
-    assert default_store_root() == tmp_path / "home" / "runs"
-    assert RunStore().root == tmp_path / "home" / "runs"
+    assert default_store_path() == tmp_path / "home" / "taskloom.db"
+    assert RunStore().path == tmp_path / "home" / "taskloom.db"
     monkeypatch.delenv("TASKLOOM_HOME")
-    assert default_store_root() == Path(".taskloom") / "runs"
+    assert default_store_path() == Path(".taskloom") / "taskloom.db"
 
 
 CANCELLABLE = """

@@ -1,0 +1,88 @@
+"""What a server is started with, and the checks made before it binds a port."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOOPBACK_NAMES = ("localhost",)
+API_KEYS_ENV = "TASKLOOM_API_KEYS"
+# The tenant of a server started without keys (loopback only): one for everyone.
+LOCAL_TENANT = "local"
+
+
+class ServeConfigError(ValueError):
+    """The server cannot start as configured."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; each refusal names the limit and how to raise it."""
+
+    max_spec_bytes: int = 256 * 1024
+    max_input_bytes: int = 1024 * 1024
+    max_nodes: int = 500
+    max_runs_in_flight: int = 32  # per tenant
+
+    @property
+    def max_body_bytes(self) -> int:
+        """A spec, inputs, and room for the JSON around them."""
+        return self.max_spec_bytes + self.max_input_bytes + 64 * 1024
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8321
+    backend: str = "vllm"
+    model: str | None = None
+    base_url: str | None = None
+    policy: str | None = None
+    store: Path | None = None
+    specs: Path | None = None
+    api_keys: tuple[str, ...] = ()
+    # `module:function` tools in specs sent over HTTP: refused unless allowed, and even
+    # then imported only from the modules under `allow_import`.
+    allow_import_tools: bool = False
+    allow_import: tuple[str, ...] = ()
+    tools_root: Path = Path(".")
+    allow_hosts: tuple[str, ...] = ()
+    # Python modules whose `@tool` functions the server registers (named by the operator).
+    tool_modules: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+
+    def check(self) -> None:
+        """Refuse to serve the network unguarded, and a `--specs` that is not a folder."""
+        if not self.api_keys and not is_loopback(self.host):
+            raise ServeConfigError(
+                f"refusing to listen on {self.host} without an API key: anyone who can "
+                "reach it could run programs on your engine. Pass --api-key KEY (or set "
+                f"{API_KEYS_ENV}=KEY1,KEY2), or bind to 127.0.0.1."
+            )
+        if self.specs is not None and not self.specs.is_dir():
+            raise ServeConfigError(f"--specs {self.specs} is not a folder")
+
+    def tenants(self) -> dict[str, str]:
+        """API key -> tenant id. The id is a digest, so keys are never written down."""
+        return {key: tenant_id(key) for key in self.api_keys}
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def tenant_id(api_key: str) -> str:
+    return "t-" + hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def keys_from_env() -> tuple[str, ...]:
+    raw = os.environ.get(API_KEYS_ENV, "")
+    return tuple(k.strip() for k in raw.split(",") if k.strip())

@@ -1,0 +1,37 @@
+"""The store's file: WAL mode, a versioned schema, and a file from a newer taskloom refused."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from taskloom.orchestrator.store.schema import SCHEMA_VERSION, SchemaTooNew, connect
+
+
+def test_a_new_file_is_in_wal_mode_at_the_current_version(tmp_path: Path) -> None:
+    connection = connect(str(tmp_path / "t.db"))
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"runs", "nodes", "events"} <= tables
+
+
+def test_opening_twice_migrates_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "t.db")
+    connect(path).execute(
+        "INSERT INTO runs (run_id, program, status, created_at, updated_at) "
+        "VALUES ('r', 'p', 'running', 0, 0)"
+    )
+    again = connect(path)
+    assert again.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+
+
+def test_a_file_from_a_newer_taskloom_is_refused(tmp_path: Path) -> None:
+    path = str(tmp_path / "t.db")
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    with pytest.raises(SchemaTooNew, match="schema version"):
+        connect(path)

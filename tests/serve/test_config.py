@@ -1,0 +1,61 @@
+"""What the server checks before it binds: no open port without a key."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from serve_harness import subprocess_env, taskloom
+
+from taskloom.serve.config import ServeConfig, ServeConfigError, is_loopback, tenant_id
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.5.0.1"])
+def test_loopback_hosts_need_no_key(host: str) -> None:
+    assert is_loopback(host)
+    ServeConfig(host=host).check()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.4", "example.com"])
+def test_any_other_host_needs_a_key(host: str) -> None:
+    with pytest.raises(ServeConfigError, match="without an API key"):
+        ServeConfig(host=host).check()
+    ServeConfig(host=host, api_keys=("k",)).check()
+
+
+def test_tenants_are_digests_of_keys_not_the_keys() -> None:
+    tenants = ServeConfig(api_keys=("secret-a", "secret-b")).tenants()
+    assert tenants["secret-a"] == tenant_id("secret-a") != tenants["secret-b"]
+    assert all("secret" not in tenant for tenant in tenants.values())
+
+
+def test_serve_on_a_public_host_without_a_key_refuses_to_start(tmp_path: Path) -> None:
+    started = subprocess.run(
+        taskloom("serve", "--host", "0.0.0.0", "--backend", "scripted",
+                 "--store", str(tmp_path / "s.db")),
+        capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
+    )
+    assert started.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without an API key" in started.stderr
+    assert not (tmp_path / "s.db").exists()  # it stopped before opening anything
+
+
+def test_keys_from_the_environment_count(tmp_path: Path) -> None:
+    started = subprocess.run(
+        taskloom("serve", "--host", "0.0.0.0", "--backend", "nope"),
+        capture_output=True, text=True, env=subprocess_env(TASKLOOM_API_KEYS="k1,k2"),
+        timeout=60, check=False,
+    )
+    assert started.returncode == 2
+    assert "unknown backend 'nope'" in started.stderr  # past the key check
+
+
+def test_a_tools_module_that_does_not_import_refuses_to_start(tmp_path: Path) -> None:
+    started = subprocess.run(
+        taskloom("serve", "--backend", "scripted", "--tools", "no_such_module_here",
+                 "--store", str(tmp_path / "s.db")),
+        capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
+    )
+    assert started.returncode == 2
+    assert "--tools no_such_module_here: cannot import it" in started.stderr
