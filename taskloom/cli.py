@@ -186,8 +186,9 @@ def run(
         float | None, typer.Option(help="Cancel the run after this many seconds.")
     ] = None,
     save: Annotated[
-        bool, typer.Option(help="Keep the run in the store, .taskloom/taskloom.db (or $TASKLOOM_HOME), "
-                     "node by node as nodes finish, so `taskloom resume` can continue it.")
+        bool, typer.Option(
+            help="Keep the run in the store, .taskloom/taskloom.db (or $TASKLOOM_HOME), "
+            "node by node as nodes finish, so `taskloom resume` can continue it.")
     ] = True,
     tools_root: ToolsRootOpt = Path("."),
     allow_host: AllowHostOpt = None,
