@@ -106,6 +106,11 @@ def parse_structured(text: str, schema: Mapping[str, Any] | None) -> Any:
             f"the model's answer is not valid JSON ({exc.msg} at char {exc.pos}): "
             f"{preview(text)}; if it was cut off, raise max_tokens"
         ) from exc
+    return check_structured(value, schema)
+
+
+def check_structured(value: Any, schema: Mapping[str, Any]) -> Any:
+    """`value` itself, once it fits `schema`."""
     try:
         schemas.validate(value, dict(schema))
     except jsonschema.ValidationError as exc:

@@ -15,12 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
-
+from taskloom.orchestrator.llm_call import NodeOutputError, check_structured, parse_structured
 from taskloom.planners.base import History, PlanError
 from taskloom.planners.llm_calls import PlanLLM
 from taskloom.planners.prompts import joiner_messages
-from taskloom.program import schemas
 
 # Bounds for structured replies: small models repeat themselves inside a JSON string
 # until max_tokens cuts the reply, which then does not parse.
@@ -136,19 +134,12 @@ def shape_answer(answer: Any, output_schema: Mapping[str, Any] | None) -> Any:
     first when the schema wants something other than a string."""
     if output_schema is None:
         return answer
-    if isinstance(answer, str) and output_schema.get("type") != "string":
-        try:
-            answer = json.loads(answer)
-        except json.JSONDecodeError as exc:
-            raise JoinerReplyError(
-                f"the answer is not the JSON the output_schema asks for ({exc.msg}): "
-                f"{answer[:200]!r}"
-            ) from None
     try:
-        schemas.validate(answer, dict(output_schema))
-    except jsonschema.ValidationError as exc:
-        raise JoinerReplyError(f"the answer does not match output_schema: {exc.message}") from None
-    return answer
+        if isinstance(answer, str) and output_schema.get("type") != "string":
+            return parse_structured(answer, output_schema)
+        return check_structured(answer, output_schema)
+    except NodeOutputError as exc:
+        raise JoinerReplyError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- the joiner

@@ -80,7 +80,7 @@ def test_answers_are_checked_against_the_output_schema() -> None:
     assert shape_answer('{"n": 3}', schema) == {"n": 3}
     assert shape_answer("plain (text)", None) == "plain (text)"
     assert shape_answer("x", {"type": "string"}) == "x"
-    with pytest.raises(JoinerReplyError, match="not the JSON"):
+    with pytest.raises(JoinerReplyError, match="not valid JSON"):
         shape_answer("three", schema)
     with pytest.raises(JoinerReplyError, match="does not match"):
         shape_answer('{"n": "three"}', schema)
