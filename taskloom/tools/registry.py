@@ -14,6 +14,12 @@ from typing import Any
 
 from taskloom.errors import ToolError
 from taskloom.naming import closest_name, did_you_mean
+from taskloom.tools.builtin import (
+    calculator_tool,
+    http_get_tool,
+    read_file_tool,
+    sqlite_query_tool,
+)
 from taskloom.tools.import_policy import ImportPolicy, ImportRefused, ToolNotFound, import_tool
 from taskloom.tools.tool import Tool, tool
 
@@ -120,14 +126,6 @@ def default_registry(
     `allowed_hosts` (default: none, so http_get refuses every URL), and
     `module:function` references to `import_policy` (default: none are imported).
     """
-    # Imported here because calculator and http_get import `tool` through this module.
-    from taskloom.tools.builtin import (
-        calculator_tool,
-        http_get_tool,
-        read_file_tool,
-        sqlite_query_tool,
-    )
-
     base = root if root is not None else Path.cwd()
     return ToolRegistry(
         [

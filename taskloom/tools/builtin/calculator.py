@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from taskloom.errors import ToolError
-from taskloom.tools.registry import Tool, tool
+from taskloom.tools.tool import Tool, tool
 
 Number = int | float
 

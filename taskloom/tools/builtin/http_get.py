@@ -10,7 +10,7 @@ import anyio
 import httpx
 
 from taskloom.errors import ToolError
-from taskloom.tools.registry import Tool, tool
+from taskloom.tools.tool import Tool, tool
 
 DEFAULT_MAX_BYTES = 1_000_000
 DEFAULT_TIMEOUT_S = 10.0
