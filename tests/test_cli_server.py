@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from taskloom.orchestrator.store import RunStore
+
 pytestmark = pytest.mark.openai_server
 
 ROOT = Path(__file__).parent.parent
@@ -87,8 +89,9 @@ def test_run_prints_json_with_outputs_and_per_node_timings(vllm_server: str,
         assert node["status"] == "succeeded"
         assert node["start"] is not None and node["end"] >= node["start"]
     assert report["nodes"]["summary"]["generated_tokens"] > 0
-    saved = list((tmp_path / "home" / "runs").glob("*.json"))
-    assert [p.stem for p in saved] == [report["run_id"]]
+    store = RunStore(tmp_path / "home")
+    assert store.run_ids() == [report["run_id"]]
+    assert store.load(report["run_id"]).outputs == report["outputs"]
 
 
 def test_ctrl_c_aborts_the_engine_requests_and_keeps_partial_results(
