@@ -97,7 +97,8 @@ install_taskloom() {
 
 prepare_model() {
     step "preparing the embedded model (converted once, then cached)"
-    HF_HUB_OFFLINE=1 "$PY" -m taskloom.backends.embedded
+    # Called as a function, not with -m: importing taskloom already imports this module.
+    HF_HUB_OFFLINE=1 "$PY" -c "import sys; from taskloom.backends.embedded import main; sys.exit(main())"
 }
 
 make_venv
