@@ -142,6 +142,9 @@ HOSTILE_CASES: tuple[HostileCase, ...] = (
                 422, "fetches nothing"),
     HostileCase("$ref file", _llm("hi", ', output_schema: {$ref: "file:///etc/passwd"}'),
                 422, "fetches nothing"),
+    HostileCase("$ref file in input items",
+                'name: h\ninputs:\n  y: {type: array, items: {$ref: "file:///etc/passwd"}}\n'
+                "nodes:\n  a: {kind: llm, prompt: hi}\n", 422, "fetches nothing", {"y": [1]}),
     # Import tools: refused over HTTP before anything is imported.
     HostileCase("import this:x", _tool("'this:x'", {}), 422, "imports Python code"),
     HostileCase("import os:system", _tool("'os:system'", {"command": "true"}), 422,
