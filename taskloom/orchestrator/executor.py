@@ -30,6 +30,7 @@ from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunS
 from taskloom.orchestrator.scheduler.base import Scheduler
 from taskloom.program.models import Node
 from taskloom.program.refs import TemplateError, evaluate_condition, render_value
+from taskloom.program.render_deadline import render_off_loop
 from taskloom.tools.registry import ToolRegistry
 
 
@@ -136,9 +137,12 @@ class Executor:
         except anyio.get_cancelled_exc_class():
             self._mark_unfinished_cancelled()
             raise
-        return self.snapshot()
+        return self.snapshot(rendered=await render_off_loop(self._render_outputs))
 
-    def snapshot(self, status: RunStatus | None = None, error: str | None = None) -> RunResult:
+    def snapshot(
+        self, status: RunStatus | None = None, error: str | None = None,
+        rendered: tuple[dict[str, Any], list[str]] | None = None,
+    ) -> RunResult:
         """The result as it stands now; complete once `run` has returned."""
         records = self._records.values()
         if status is None:
@@ -149,7 +153,7 @@ class Executor:
             )
             if failed and error is None:
                 error = "failed nodes: " + ", ".join(failed)
-        outputs, output_errors = self._render_outputs()
+        outputs, output_errors = rendered or self._render_outputs()
         if output_errors and status is RunStatus.SUCCEEDED:
             status = RunStatus.FAILED
             error = "; ".join(output_errors)
@@ -242,7 +246,8 @@ class Executor:
         context = self._context(node_id)
         record.started_s = self._now()
         try:
-            if node.when is not None and not evaluate_condition(node.when, context):
+            if node.when is not None and not await render_off_loop(
+                    evaluate_condition, node.when, context):
                 record.status = NodeStatus.SKIPPED
                 return
             record.status = NodeStatus.RUNNING

@@ -25,6 +25,7 @@ from taskloom.planners.llmcompiler import solve_llmcompiler
 from taskloom.planners.react import solve_react
 from taskloom.program.models import PlanNode
 from taskloom.program.refs import render_template
+from taskloom.program.render_deadline import render_off_loop
 
 if TYPE_CHECKING:
     from taskloom.orchestrator.llm_call import CallLedger
@@ -61,7 +62,8 @@ class PlanKind(NodeKind[PlanNode]):
         self, node: PlanNode, context: Mapping[str, Any], env: NodeEnvironment, ledger: CallLedger
     ) -> Any:
         """One attempt; the output is the final answer."""
-        outcome = await solve(node, render_template(node.question, context), env, ledger)
+        question = await render_off_loop(render_template, node.question, context)
+        outcome = await solve(node, question, env, ledger)
         return outcome.answer
 
 

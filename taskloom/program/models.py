@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from taskloom.program.kinds import NodeSpec
+from taskloom.program.schemas import check_schema
 from taskloom.program.spec_model import NodeBase, SpecModel
 
 NODE_ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -57,7 +58,8 @@ class InputSpec(SpecModel):
             if not isinstance(items.get("$schema", ""), str):
                 raise ValueError("`$schema` must be a string (a metaschema URI)")
             try:
-                jsonschema.validators.validator_for(items).check_schema(items)
+                # As it is used (under `items`), so every $ref must resolve inside that.
+                check_schema({"items": items})
             except jsonschema.SchemaError as exc:
                 raise ValueError(f"not a valid JSON schema: {exc.message}") from None
         return items

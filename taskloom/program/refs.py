@@ -19,7 +19,7 @@ from jinja2.parser import Parser
 
 from taskloom.errors import TaskloomError
 from taskloom.program import template_limits as limits
-from taskloom.program.render_deadline import RenderDeadlineExceeded, call_with_deadline
+from taskloom.program.render_deadline import RenderDeadlineExceeded, call_with_deadline, loop_budget
 from taskloom.program.sandbox import BoundedSandbox
 from taskloom.program.template_limits import TemplateLimitError, template_limits
 
@@ -332,9 +332,12 @@ def evaluate_condition(expr: str, context: Mapping[str, Any]) -> bool:
 
 def _within_deadline(source: str | None, work: Callable[..., _Result], *args: Any) -> _Result:
     seconds = template_limits().max_render_seconds
+    on_loop = loop_budget()
     try:
-        return call_with_deadline(seconds, work, *args)
+        return call_with_deadline(min(seconds, on_loop or seconds), work, *args)
     except RenderDeadlineExceeded:
+        if on_loop is not None:
+            raise  # render_off_loop renders it again in a worker thread
         raise TemplateError(
             f"template ran past its time limit of {seconds:g}s (max_render_seconds); "
             "look for a loop over a large range or a recursive macro",

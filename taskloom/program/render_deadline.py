@@ -20,6 +20,7 @@ render it guards). Only after a quiet period does it sleep until the next render
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import threading
@@ -28,7 +29,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
+
 _Result = TypeVar("_Result")
+
+# A render on the event loop's thread stops every other task (every tenant's, in a
+# server) until it ends, so there it gets only this long; `render_off_loop` does one that
+# needs more again in a worker thread, under the whole deadline. Renders take
+# microseconds: only a loop that would hit the deadline anyway gets this far.
+LOOP_RENDER_SECONDS = 0.02
+# Worker threads rendering at once, per event loop: a CPU-bound render holds the GIL, and
+# the loop's thread competes with each of them for it.
+RENDER_THREADS = 2
 
 
 class RenderDeadlineExceeded(BaseException):
@@ -146,3 +160,42 @@ def call_with_deadline(seconds: float, work: Callable[..., _Result], *args: Any)
         return work(*args)
     finally:
         WATCHDOG.disarm()
+
+
+_on_loop = threading.local()
+_render_threads: RunVar[anyio.CapacityLimiter] = RunVar("taskloom_render_threads")
+
+
+def loop_budget() -> float | None:
+    """How long a render may block the event loop: set inside `render_off_loop`'s first
+    try, None everywhere else (worker threads, sync callers)."""
+    budget: float | None = getattr(_on_loop, "budget", None)
+    return budget
+
+
+async def render_off_loop(work: Callable[..., _Result], *args: Any) -> _Result:
+    """`work(*args)`, a render, kept from blocking the event loop past
+    LOOP_RENDER_SECONDS: first on the loop's thread under that budget (renders under it
+    let `RenderDeadlineExceeded` through, see `loop_budget`); past it, again from the
+    start in a worker thread, where the templates' own deadline applies. `work` must be
+    safe to repeat, as a render of a template is."""
+    _on_loop.budget = LOOP_RENDER_SECONDS
+    try:
+        return work(*args)
+    except RenderDeadlineExceeded:
+        pass
+    finally:
+        _on_loop.budget = None
+    # Abandoned on cancel: the watchdog still stops the thread at its deadline.
+    return await anyio.to_thread.run_sync(
+        functools.partial(work, *args), abandon_on_cancel=True, limiter=_render_limiter()
+    )
+
+
+def _render_limiter() -> anyio.CapacityLimiter:
+    try:
+        return _render_threads.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(RENDER_THREADS)
+        _render_threads.set(limiter)
+        return limiter

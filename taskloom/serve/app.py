@@ -3,12 +3,14 @@ metrics. Every route that touches a run answers only for the tenant whose key as
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,17 +24,21 @@ from taskloom.serve.submission import Refusal, SubmitBody, check_submission, par
 from taskloom.serve.views import KEEP_ALIVE, sse, stored_run_json
 
 KEEP_ALIVE_S = 15.0
+# Specs parsed and compiled at once: each holds the GIL, which the event loop needs too.
+CHECK_THREADS = 2
 
 
 def create_app(config: ServeConfig) -> FastAPI:
     tenants = config.tenants()
     programs = named_programs(config.specs)
     state: dict[str, Services] = {}
+    checking: dict[str, anyio.CapacityLimiter] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(config) as services:
             state["services"] = services
+            checking["slots"] = anyio.CapacityLimiter(CHECK_THREADS)
             yield
 
     app = FastAPI(
@@ -76,10 +82,12 @@ def create_app(config: ServeConfig) -> FastAPI:
         limits = config.limits
         body = parse_body(await _read_at_most(request, limits.max_body_bytes), limits)
         current = services()
-        submission = check_submission(
-            body, limits=limits, programs=programs, tools=current.runtime.tools,
-            allow_import_tools=config.allow_import_tools,
-        )
+        # In a worker thread: a large or hostile spec takes a second to parse and compile,
+        # and on the event loop's thread that second would stop every tenant's runs.
+        submission = await anyio.to_thread.run_sync(functools.partial(
+            check_submission, body, limits=limits, programs=programs,
+            tools=current.runtime.tools, allow_import_tools=config.allow_import_tools,
+        ), limiter=checking["slots"])
         run_id = current.manager.submit(submission, tenant)
         return JSONResponse({"run_id": run_id, "status": "running"}, status_code=202)
 

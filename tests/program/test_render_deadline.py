@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import threading
+
+import anyio
+import anyio.lowlevel
 import pytest
 
+from taskloom.program.refs import TemplateError, render_template
 from taskloom.program.render_deadline import (
     RenderDeadlineExceeded,
     RenderWatchdog,
     call_with_deadline,
+    loop_budget,
+    render_off_loop,
 )
+from taskloom.program.template_limits import TemplateLimits, set_template_limits
 
 
 def _spin_forever() -> None:
@@ -57,3 +65,50 @@ def test_an_interrupt_never_fires_after_its_render_has_returned() -> None:
             outcomes["interrupted"] += 1
     assert sum(outcomes.values()) == 300
     assert _count_to(2_000_000) == sum(range(2_000_000))  # nothing stray fires here
+
+
+_DEADLINE_LOOP = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+
+
+@pytest.mark.timeout(60)
+def test_a_render_past_the_loop_budget_leaves_the_loop_to_other_tasks() -> None:
+    # The render that runs to its deadline finishes in a worker thread: meanwhile the
+    # event loop goes on running other tasks, and the render still fails as before.
+    seen: dict[str, int] = {}
+
+    async def main() -> None:
+        ticks = 0
+        done = anyio.Event()
+
+        async def other_task() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await anyio.lowlevel.checkpoint()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(other_task)
+            await anyio.lowlevel.checkpoint()
+            before = ticks
+            with pytest.raises(TemplateError, match="time limit"):
+                await render_off_loop(render_template, _DEADLINE_LOOP, {})
+            seen["ticks"] = ticks - before
+            done.set()
+
+    previous = set_template_limits(TemplateLimits(max_render_seconds=0.3))
+    try:
+        anyio.run(main)
+    finally:
+        set_template_limits(previous)
+    assert seen["ticks"] > 0
+
+
+def test_a_quick_render_stays_on_the_loop_thread() -> None:
+    def where(template: str) -> tuple[str, int]:
+        return render_template(template, {"x": 1}), threading.get_ident()
+
+    async def main() -> tuple[str, int]:
+        return await render_off_loop(where, "{{ x + 1 }}")
+
+    assert anyio.run(main) == ("2", threading.get_ident())
+    assert loop_budget() is None  # the budget applies only inside render_off_loop

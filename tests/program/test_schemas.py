@@ -10,9 +10,8 @@ from typing import Any, ClassVar
 import jsonschema
 import pytest
 
-from taskloom.errors import SpecErrors, TaskloomError
+from taskloom.errors import SpecError, SpecErrors, TaskloomError
 from taskloom.orchestrator.compile import compile_program
-from taskloom.orchestrator.inputs import resolve_inputs
 from taskloom.orchestrator.llm_call import parse_structured
 from taskloom.program.load import loads
 from taskloom.program.schemas import SchemaError, check_schema, validate, validator_for
@@ -205,17 +204,18 @@ def test_input_item_schemas_are_checked_without_fetching(
     schema_server: tuple[str, list[str]],
 ) -> None:
     url, requests = schema_server
-    program = loads(
-        textwrap.dedent(
-            f"""\
-            name: p
-            inputs:
-              xs: {{type: array, items: {{$ref: "{url}"}}}}
-            nodes:
-              a: {{kind: llm, prompt: "{{{{ inputs.xs }}}}"}}
-            """
+    # Refused when the spec loads, located, not first when a run's inputs are checked
+    # (where it surfaced as an unlocated error, and as a 500 from `taskloom serve`).
+    with pytest.raises(SpecError, match=r"^<string>:3:\d+: .*points outside this schema"):
+        loads(
+            textwrap.dedent(
+                f"""\
+                name: p
+                inputs:
+                  xs: {{type: array, items: {{$ref: "{url}"}}}}
+                nodes:
+                  a: {{kind: llm, prompt: "{{{{ inputs.xs }}}}"}}
+                """
+            )
         )
-    )
-    with pytest.raises(TaskloomError, match="points outside this schema"):
-        resolve_inputs(program, {"xs": [1]})
     assert requests == []

@@ -25,6 +25,7 @@ from taskloom.orchestrator.kinds.base import (
 from taskloom.orchestrator.llm_call import complete_text, parse_structured
 from taskloom.program.models import Defaults, LLMNode
 from taskloom.program.refs import render_template
+from taskloom.program.render_deadline import render_off_loop
 
 if TYPE_CHECKING:
     from taskloom.orchestrator.llm_call import CallLedger
@@ -65,7 +66,7 @@ class LLMKind(NodeKind[LLMNode]):
     async def run(
         self, node: LLMNode, context: Mapping[str, Any], env: NodeEnvironment, ledger: CallLedger
     ) -> Any:
-        messages = render_messages(node, context)
+        messages = await render_off_loop(render_messages, node, context)
 
         def request_for(index: int) -> GenerateRequest:
             return GenerateRequest(

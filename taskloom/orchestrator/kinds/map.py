@@ -31,6 +31,7 @@ from taskloom.program.refs import (
     render_value,
     sole_reference,
 )
+from taskloom.program.render_deadline import render_off_loop
 
 if TYPE_CHECKING:
     from taskloom.orchestrator.llm_call import CallLedger
@@ -67,7 +68,7 @@ class MapKind(NodeKind[MapNode]):
     async def run(
         self, node: MapNode, context: Mapping[str, Any], env: NodeEnvironment, ledger: CallLedger
     ) -> list[Any]:
-        items = render_value(node.over, context)
+        items = await render_off_loop(render_value, node.over, context)
         if not isinstance(items, list):
             raise MapInputError(
                 f"map 'over' must give a list, got {type(items).__name__}: {preview(items)}"
@@ -80,7 +81,8 @@ class MapKind(NodeKind[MapNode]):
         async def one_item(index: int, item: Any) -> None:
             async with limiter:
                 inner = {**context, node.item_name: item, "index": index}
-                if body.when is not None and not evaluate_condition(body.when, inner):
+                if body.when is not None and not await render_off_loop(
+                        evaluate_condition, body.when, inner):
                     return  # this item is skipped; its slot stays None
                 # Each item's calls are named after it: `node[3]` in call and thread ids.
                 item_env = dataclasses.replace(env, node_id=f"{env.node_id}[{index}]")

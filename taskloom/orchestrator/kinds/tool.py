@@ -17,6 +17,7 @@ from taskloom.orchestrator.kinds.base import (
 from taskloom.orchestrator.tool_catalog import tool_signature_hint, unknown_tool_hint
 from taskloom.program.models import ToolNode
 from taskloom.program.refs import is_templated, render_value
+from taskloom.program.render_deadline import render_off_loop
 
 if TYPE_CHECKING:
     from taskloom.orchestrator.llm_call import CallLedger
@@ -60,4 +61,4 @@ class ToolKind(NodeKind[ToolNode]):
         self, node: ToolNode, context: Mapping[str, Any], env: NodeEnvironment, ledger: CallLedger
     ) -> Any:
         tool = env.tools.get(node.tool)
-        return await tool.call(render_value(node.args, context))
+        return await tool.call(await render_off_loop(render_value, node.args, context))
