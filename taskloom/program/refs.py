@@ -200,12 +200,8 @@ def _constant_key(node: nodes.Getattr | nodes.Getitem) -> str | int | None:
 
 
 def _call_arguments(call: nodes.Call) -> Iterator[nodes.Node]:
-    yield from call.args
-    yield from call.kwargs
-    if call.dyn_args is not None:
-        yield call.dyn_args
-    if call.dyn_kwargs is not None:
-        yield call.dyn_kwargs
+    yield from (*call.args, *call.kwargs)
+    yield from (extra for extra in (call.dyn_args, call.dyn_kwargs) if extra is not None)
 
 
 # ---------------------------------------------------------------- parsing
@@ -219,8 +215,8 @@ def _parse_template(template: str) -> nodes.Template:
         return tree
     except jinja2.TemplateSyntaxError as exc:
         raise _syntax_error(exc, template) from None
-    except (RecursionError, TemplateLimitError):
-        raise _too_deep(template) from None
+    except (RecursionError, TemplateLimitError, ValueError) as exc:
+        raise _unparsable(exc, template) from None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -234,8 +230,8 @@ def _parse_expression(expr: str) -> nodes.Expr:
         return tree
     except jinja2.TemplateSyntaxError as exc:
         raise _syntax_error(exc, expr) from None
-    except (RecursionError, TemplateLimitError):
-        raise _too_deep(expr) from None
+    except (RecursionError, TemplateLimitError, ValueError) as exc:
+        raise _unparsable(exc, expr) from None
 
 
 # What compiling a parsed template can still raise: Jinja's code generator and
@@ -265,6 +261,12 @@ def _compile_expression(expr: str) -> jinja2.environment.TemplateExpression:
 
 def _syntax_error(exc: jinja2.TemplateSyntaxError, source: str) -> TemplateError:
     return TemplateError(f"template syntax error: {exc.message}", template=source, line=exc.lineno)
+
+
+def _unparsable(exc: Exception, source: str) -> TemplateError:
+    if isinstance(exc, ValueError):  # an integer literal past Python's digit limit
+        return TemplateError(f"template has a number too long to read: {exc}", template=source)
+    return _too_deep(source)
 
 
 def _too_deep(source: str | None) -> TemplateError:

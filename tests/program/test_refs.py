@@ -389,3 +389,16 @@ def test_references_of_a_very_deep_expression_are_a_template_error() -> None:
         template_references("{{ " + deep + " }}")
     with pytest.raises(TemplateError, match="nests too deeply"):
         expression_references(deep)
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda text: template_references("{{ " + text + " }}"),
+        lambda text: evaluate_condition(text + " > 1", {}),
+    ],
+)
+def test_an_integer_literal_past_pythons_digit_limit_is_a_template_error(check: Any) -> None:
+    # Found by benchmarks/fuzz.py: Jinja's lexer raised a bare ValueError for it.
+    with pytest.raises(TemplateError, match="number too long to read"):
+        check("9" * 5000)
