@@ -16,6 +16,7 @@ from rich.console import Console
 
 from taskloom.backends.factory import BackendName, BackendSettingsError, check_base_url
 from taskloom.bench.cli import bench_app
+from taskloom.cli_engine import DtypeOpt, EngineStart, engine_start
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
 from taskloom.cli_serve import register_commands
 from taskloom.errors import (
@@ -208,6 +209,7 @@ def run(
             "answers stop early and hopeless ones are cut. Default: each node samples "
             "on its own.")
     ] = None,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Run a spec and print its outputs.
 
@@ -216,6 +218,7 @@ def run(
     error, 130 cancelled (Ctrl-C or --timeout); nothing already computed is lost.
     """
     _check_run_options(timeout, backend, base_url)
+    engine = engine_start(backend, dtype)
     tools = _registry(spec, tools_root, allow_host, allow_import)
     graph = _check(spec, tools)
     if not verbose:
@@ -235,7 +238,7 @@ def run(
     try:
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
-            store, json_out, tools, policy, sample_slots,
+            store, json_out, tools, policy, sample_slots, engine,
         )
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
@@ -279,6 +282,7 @@ async def _run_interruptibly(
     tools: ToolRegistry,
     policy: str,
     sample_slots: int | None,
+    engine: EngineStart,
 ) -> RunResult | None:
     """Run with Ctrl-C turned into a clean cancellation: in-flight engine requests are
     aborted and the partial result is returned rather than lost."""
@@ -298,10 +302,10 @@ async def _run_interruptibly(
         group.start_soon(watch_signals)
         progress = LiveProgress(graph.program, console, enabled=not quiet)
         with progress:
-            progress.note(f"starting the {backend} engine…")
+            progress.note(engine.note)
             async with Runtime.open(
                 backend, model=model, base_url=base_url, tools=tools,
-                store=store, policy=policy, sample_slots=sample_slots,
+                store=store, policy=policy, sample_slots=sample_slots, **engine.options,
             ) as runtime:
                 progress.note("running")
                 running = True

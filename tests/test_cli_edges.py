@@ -126,6 +126,18 @@ def test_the_openai_backend_without_a_base_url_is_refused(spec: Path) -> None:
     assert "--base-url" in line
 
 
+def test_a_dtype_for_a_backend_without_one_is_refused(spec: Path) -> None:
+    result = runner.invoke(app, ["run", str(spec), "--dtype", "float32", *NO_ENGINE])
+    line = _one_error_line(result, 2)
+    assert "--dtype" in line and "--backend vllm" in line
+
+
+def test_an_unknown_dtype_is_refused_before_the_engine_starts(spec: Path) -> None:
+    result = runner.invoke(app, ["run", str(spec), "--dtype", "fp4", "--no-save"])
+    line = _one_error_line(result, 2)
+    assert "unknown dtype 'fp4'" in line and "float32" in line
+
+
 def test_graph_into_a_missing_folder_is_refused_and_creates_nothing(
     spec: Path, tmp_path: Path
 ) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 
 from taskloom.backends.base import Backend, GenerateRequest, SamplingParams
+from taskloom.backends.cpu_dtype import read_cpu_info
 from taskloom.backends.sim import CostSample, SimEngineConfig, StepCostModel, fit_cost_model
 from taskloom.errors import TaskloomError
 
@@ -78,6 +79,11 @@ class Calibration:
     samples: tuple[CostSample, ...]
     model: str = ""
     measured_at: str = ""
+    # The machine the constants were measured on: a CPU engine's speed depends on it
+    # (bfloat16 without native bf16 runs about 3x slower than float32).
+    cpu_model: str = ""
+    cpu_flags: tuple[str, ...] = ()
+    dtype: str = ""
 
     def relative_errors(self) -> list[float]:
         """|fitted - measured| / measured for every sample."""
@@ -95,6 +101,9 @@ class Calibration:
             "engine": dataclasses.asdict(self.engine),
             "model": self.model,
             "measured_at": self.measured_at,
+            "cpu_model": self.cpu_model,
+            "cpu_flags": list(self.cpu_flags),
+            "dtype": self.dtype,
             "mean_abs_relative_error": statistics.fmean(errors) if errors else None,
             "samples": [sample._asdict() for sample in self.samples],
         }
@@ -108,6 +117,9 @@ class Calibration:
             samples=tuple(CostSample(**sample) for sample in data.get("samples", ())),
             model=str(data.get("model", "")),
             measured_at=str(data.get("measured_at", "")),
+            cpu_model=str(data.get("cpu_model", "")),
+            cpu_flags=tuple(str(flag) for flag in data.get("cpu_flags", ())),
+            dtype=str(data.get("dtype", "")),
         )
 
 
@@ -131,13 +143,15 @@ async def calibrate(
     *,
     engine: SimEngineConfig | None = None,
     model: str = "",
+    dtype: str = "",
     on_sample: Callable[[CostSample], None] | None = None,
 ) -> Calibration:
     """Time `backend`'s steps and fit a cost model; `engine` defaults to what the
-    backend says about its limits."""
+    backend says about its limits. The CPU this runs on is recorded with the fit."""
     limits = engine if engine is not None else engine_limits(backend)
     fitting = (plan or CalibrationPlan()).within_budget(limits.max_num_batched_tokens)
     samples = await measure_steps(backend, fitting, on_sample)
+    cpu = read_cpu_info()
     if len(samples) < 2:
         raise CalibrationError(f"only {len(samples)} usable timings; at least 2 are needed")
     return Calibration(
@@ -146,6 +160,9 @@ async def calibrate(
         samples=tuple(samples),
         model=model,
         measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        cpu_model=cpu.model,
+        cpu_flags=tuple(sorted(cpu.flags)),
+        dtype=dtype,
     )
 
 

@@ -36,6 +36,7 @@ from taskloom.bench.metrics import BenchRow, ProgramOutcome
 from taskloom.bench.report import plot_latency_vs_rate, print_results, write_results
 from taskloom.bench.runner import BenchConfig, BenchUsageError, SimSetup, run_benchmark
 from taskloom.bench.workloads import WORKLOAD_NAMES, WorkloadError, WorkloadOptions
+from taskloom.cli_engine import DtypeOpt, engine_start
 from taskloom.errors import BackendError
 from taskloom.orchestrator.scheduler.registry import UnknownPolicy
 
@@ -247,6 +248,7 @@ def calibrate_command(
     max_num_seqs: Annotated[int, typer.Option(help="Batch size of the engine.")] = 16,
     max_model_len: Annotated[int, typer.Option(help="Context length of the engine.")] = 2048,
     quick: Annotated[bool, typer.Option(help="Time fewer steps (a rougher fit).")] = False,
+    dtype: DtypeOpt = None,
 ) -> None:
     """Time a real vLLM engine's steps and fit the simulator's cost model to them.
 
@@ -255,7 +257,8 @@ def calibrate_command(
     plan = CalibrationPlan.quick() if quick else CalibrationPlan()
     try:
         calibration: Calibration = anyio.run(
-            _calibrate_embedded, model, max_num_seqs, max_model_len, plan, backend="asyncio"
+            _calibrate_embedded, model, max_num_seqs, max_model_len, plan, dtype,
+            backend="asyncio",
         )
     except BackendError as error:
         console.print(f"engine error: {error}", markup=False)
@@ -269,13 +272,16 @@ def calibrate_command(
 
 
 async def _calibrate_embedded(
-    model: str | None, max_num_seqs: int, max_model_len: int, plan: CalibrationPlan
+    model: str | None, max_num_seqs: int, max_model_len: int, plan: CalibrationPlan,
+    dtype: str | None,
 ) -> Calibration:
-    console.print("starting the vllm engine…")
+    start = engine_start(BackendName.VLLM, dtype)
+    console.print(start.note)
     async with open_backend(BackendName.VLLM, model=model, max_num_seqs=max_num_seqs,
-                            max_model_len=max_model_len) as engine:
+                            max_model_len=max_model_len, **start.options) as engine:
         console.print("timing engine steps…")
-        return await calibrate(engine, plan, model=model or "embedded SmolLM2-135M-Instruct")
+        return await calibrate(engine, plan, model=model or "embedded SmolLM2-135M-Instruct",
+                               dtype=str(start.options["dtype"]))
 
 
 def calibration_table(calibration: Calibration) -> Table:

@@ -12,6 +12,7 @@ import pytest
 from taskloom.backends.base import Chunk, GenerateRequest
 from taskloom.backends.scripted import ScriptedBackend
 from taskloom.backends.sim import SimBackend, SimEngineConfig, StepCostModel
+from taskloom.backends.cpu_dtype import read_cpu_info
 from taskloom.bench.calibrate import (
     Calibration,
     CalibrationError,
@@ -58,6 +59,14 @@ def test_a_calibration_file_round_trips(tmp_path: Path) -> None:
     assert set(data["cost"]) == {"base_s", "prefill_token_s", "decode_seq_s", "context_token_s"}
     assert data["engine"]["max_num_seqs"] == 16
     assert load_calibration(path) == calibration
+
+
+def test_a_calibration_records_the_cpu_it_was_measured_on() -> None:
+    calibration = calibrated_against_the_simulator()
+    cpu = read_cpu_info()
+    assert calibration.cpu_model == cpu.model
+    assert set(calibration.cpu_flags) == cpu.flags
+    assert calibration.to_json()["cpu_model"] == cpu.model
 
 
 def test_a_file_with_only_a_cost_gets_default_engine_limits(tmp_path: Path) -> None:
