@@ -9,6 +9,9 @@ programs in several runs, one after another in this process:
   the engine's prefix cache for the runs that are compared;
 - `fcfs`: the registry's `fcfs`, what a plain engine does: every call handed to the
   engine at once, in arrival order;
+- `default`: the default policy exactly as `taskloom run` builds it (registry's
+  `DEFAULT_POLICY`, default cap: at most the engine's capacity), the no-regret check:
+  its mean latency must stay within the round-to-round noise of fcfs;
 - `atlas@N`: program-aware ATLAS with at most N calls in flight (by default 2 and 4,
   far below the engine's 16), so calls wait in taskloom's queue and a call that ranks
   better preempts a running one (abort, then resume with the text so far). The levels
@@ -56,6 +59,7 @@ from taskloom.bench.workloads.sim_tools import workload_tools
 from taskloom.orchestrator.result import RunStatus
 from taskloom.orchestrator.scheduler import ProgramAwareScheduler, make_scheduler
 from taskloom.orchestrator.scheduler.queues import QueueConfig
+from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY
 from taskloom.program.models import ChatMessage, Defaults, LLMNode, Program, ToolNode
 from taskloom.runtime import Runtime
 
@@ -237,14 +241,23 @@ def atlas_name(cap: int) -> str:
     return f"atlas@{cap}"
 
 
+DEFAULT_VARIANT = "default"
+
+
+def variant_names(args: argparse.Namespace) -> list[str]:
+    """The compared runs: fcfs first (the baseline), the default policy, then atlas@N."""
+    return ["fcfs", DEFAULT_VARIANT, *map(atlas_name, args.atlas_caps)]
+
+
 def scheduler_for(name: str, engine: Backend) -> tuple[ProgramAwareScheduler, int]:
     """The run's scheduler and its per-engine cap on calls in flight."""
     if name == "reference":
         return ProgramAwareScheduler([engine], "fcfs", max_in_flight=1), 1
-    if name == "fcfs":
-        scheduler = make_scheduler("fcfs", [engine])  # exactly what `--policy fcfs` runs
+    if name in ("fcfs", DEFAULT_VARIANT):
+        # Exactly what `taskloom run --policy fcfs` / a plain `taskloom run` builds.
+        scheduler = make_scheduler("fcfs" if name == "fcfs" else DEFAULT_POLICY, [engine])
         assert isinstance(scheduler, ProgramAwareScheduler)
-        return scheduler, engine.capacity()
+        return scheduler, scheduler.engine_caps()[0]
     # atlas@N: the default levels (1/4/16 s of service); only the cap is smaller than
     # a user's.
     cap = min(int(name.removeprefix("atlas@")), engine.capacity())
@@ -329,7 +342,7 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         _say(f"engine ({args.dtype}) started in {time.monotonic() - started:.0f} s")
         reference = await run_once("reference", 0, engine, programs, arrivals)
         _say(_progress(reference))
-        names = ["fcfs", *map(atlas_name, args.atlas_caps)]
+        names = variant_names(args)
         for round_ in range(args.rounds):
             # Alternate the order, so that a machine growing busier favours none.
             for name in names if round_ % 2 == 0 else reversed(names):
@@ -342,7 +355,7 @@ async def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 def report(args: argparse.Namespace, programs: Sequence[EngineProgram],
            arrivals: Sequence[float], reference: RunReport,
            runs: Sequence[RunReport]) -> dict[str, Any]:
-    names = ["fcfs", *map(atlas_name, args.atlas_caps)]
+    names = variant_names(args)
     by_name = {name: [run for run in runs if run.name == name] for name in names}
     summary = {name: _pooled(group, reference) for name, group in by_name.items()}
     fcfs = summary["fcfs"]
@@ -351,12 +364,17 @@ def report(args: argparse.Namespace, programs: Sequence[EngineProgram],
             "mean": summary[name]["mean_latency_s"] / fcfs["mean_latency_s"],
             "p95": summary[name]["p95_latency_s"] / fcfs["p95_latency_s"],
             "mean_per_round": [
-                atlas.mean_latency_s / plain.mean_latency_s
-                for plain, atlas in zip(by_name["fcfs"], by_name[name], strict=True)
+                other.mean_latency_s / plain.mean_latency_s
+                for plain, other in zip(by_name["fcfs"], by_name[name], strict=True)
             ],
         }
         for name in names[1:]
     }
+    fcfs_rounds = [run.mean_latency_s for run in by_name["fcfs"]]
+    # The noise: how far fcfs's own mean latency moves from round to round on this
+    # machine (relative standard deviation of its per-round means).
+    noise = (statistics.stdev(fcfs_rounds) / statistics.fmean(fcfs_rounds)
+             if len(fcfs_rounds) > 1 else None)
     return {
         "setup": {
             "model": "SmolLM2-135M-Instruct (embedded), vLLM CPU build",
@@ -369,11 +387,17 @@ def report(args: argparse.Namespace, programs: Sequence[EngineProgram],
             "max_tokens": args.max_tokens,
             "temperature": 0.0,
             "engine_max_num_seqs": args.max_num_seqs,
+            "default_policy": DEFAULT_POLICY,
             "atlas_max_in_flight": [min(cap, args.max_num_seqs) for cap in args.atlas_caps],
             "rounds": args.rounds,
         },
         "summary": summary,
-        "atlas_over_fcfs": ratios,
+        "over_fcfs": ratios,
+        "fcfs_round_to_round_noise": noise,
+        "default_within_noise": (
+            None if noise is None or DEFAULT_VARIANT not in ratios
+            else abs(ratios[DEFAULT_VARIANT]["mean"] - 1.0) <= 2 * noise
+        ),
         "reference": _run_json(reference, reference),
         "runs": [_run_json(run, reference) for run in runs],
     }
@@ -444,10 +468,14 @@ def print_table(result: dict[str, Any]) -> None:
               f"{run['mean_latency_s']:>8.2f} {run['p95_latency_s']:>8.2f} "
               f"{run['preemptions']:>8d} {f'{same}/{calls}':>18s}")
     print()
-    for name, ratio in result["atlas_over_fcfs"].items():
+    for name, ratio in result["over_fcfs"].items():
         print(f"{name}/fcfs latency: mean {ratio['mean']:.2f}x, p95 {ratio['p95']:.2f}x "
               f"(pooled over rounds; mean per round "
               f"{', '.join(f'{r:.2f}x' for r in ratio['mean_per_round'])})")
+    noise = result["fcfs_round_to_round_noise"]
+    if noise is not None:
+        print(f"fcfs round-to-round noise (relative stdev of its round means): {noise:.1%}; "
+              f"default within 2x that of fcfs: {result['default_within_noise']}")
     for name in summary:
         kinds = ", ".join(f"{k} {v:.2f} s" for k, v in
                           summary[name]["mean_latency_by_kind_s"].items())

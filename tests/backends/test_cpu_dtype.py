@@ -47,7 +47,7 @@ def test_a_gpu_keeps_the_models_own_dtype() -> None:
 def test_an_explicit_dtype_wins_and_a_bad_one_is_refused() -> None:
     assert choose_dtype("bfloat16", cpu=AVX2_ONLY, on_gpu=False).dtype == "bfloat16"
     assert choose_dtype("float32", cpu=SAPPHIRE_RAPIDS, on_gpu=True).dtype == "float32"
-    with pytest.raises(DtypeError, match="unknown dtype 'fp8'.*float32"):
+    with pytest.raises(DtypeError, match=r"unknown dtype 'fp8'.*float32"):
         choose_dtype("fp8", cpu=AVX2_ONLY, on_gpu=False)
 
 

@@ -170,6 +170,10 @@ class ProgramAwareScheduler:
         """Waiting calls, best first."""
         return [call.request.call_id for call in self._queue.in_order()]
 
+    def engine_caps(self) -> tuple[int, ...]:
+        """Each engine's cap on calls in flight, as admission uses it."""
+        return tuple(engine.capacity for engine in self._engines)
+
     def running_call_ids(self, engine: int = 0) -> list[str]:
         return [call.request.call_id for call in self._engines[engine].running]
 

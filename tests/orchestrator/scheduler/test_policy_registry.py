@@ -171,3 +171,14 @@ def test_a_toy_policy_registered_in_a_test_orders_the_calls() -> None:
     assert finish_order("fcfs") == ["a", "b", "c"]
     with POLICY_REGISTRY.registered("longest-first", one_at_a_time):
         assert finish_order("longest-first") == ["c", "b", "a"]
+
+
+def test_the_default_policy_keeps_every_slot_of_a_small_engine() -> None:
+    """No regret on the embedded engine: the default policy admits as many calls as the
+    engine runs at once (16), as fcfs does, and reorders only what waits beyond that."""
+    engine = ScriptedBackend(max_in_flight=16)
+    default = make_scheduler(DEFAULT_POLICY, [engine])
+    fcfs = make_scheduler("fcfs", [engine])
+    assert isinstance(default, ProgramAwareScheduler)
+    assert isinstance(fcfs, ProgramAwareScheduler)
+    assert default.engine_caps() == fcfs.engine_caps() == (16,)
