@@ -495,7 +495,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="Poisson arrival rate, programs/s (default 1.0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the arrivals")
     parser.add_argument("--atlas-caps", type=_caps, default=(2, 4),
-                        help="atlas runs, by their calls in flight on the engine (default 2,4)")
+                        help="atlas runs, by their calls in flight on the engine (default 2,4; "
+                        "'none' compares only fcfs and the default policy)")
     parser.add_argument("--max-num-seqs", type=int, default=16,
                         help="the engine's batch limit, fcfs's cap (default 16)")
     parser.add_argument("--rounds", type=int, default=4,
@@ -511,6 +512,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _caps(text: str) -> tuple[int, ...]:
+    if text.strip() == "none":
+        return ()
     caps = tuple(int(part) for part in text.split(",") if part.strip())
     if not caps or any(cap < 1 for cap in caps):
         raise argparse.ArgumentTypeError(f"give caps of at least 1, like 2,4; got {text!r}")

@@ -28,6 +28,10 @@ case, not the run; the worker is replaced after one.
     .venv/bin/python benchmarks/fuzz.py                    # 20,000 cases
     .venv/bin/python benchmarks/fuzz.py --cases 2000 -o results/fuzz/quick.json
 
+A run can be split into shards (`--only`, `--seed`, `--cases`) that run side by side,
+then added up: `--merge shard1.json shard2.json ... -o results/fuzz/fuzz.json` sums the
+tallies of each property and lists the shards it came from.
+
 tests/test_fuzz.py runs the same properties on 500 cases, plus the cases the issue reports.
 """
 
@@ -904,7 +908,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="MiB")
     parser.add_argument("--only", choices=PROPERTIES, action="append",
                         help="fuzz only this property (repeatable)")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="SHARD",
+                        help="add up these reports (shards of one run) into --output")
     return parser.parse_args(argv)
+
+
+def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """One report whose tallies are the sums of the shards' (maxima for the maxima)."""
+    merged: dict[str, PropertyTally] = {}
+    for report in reports:
+        for prop, data in report["properties"].items():
+            into = merged.setdefault(prop, PropertyTally())
+            shard = PropertyTally(**data)
+            for name in ("cases", "ok", "errors", "located", "unlocated", "tracebacks",
+                         "crashed", "over_time", "over_memory"):
+                setattr(into, name, getattr(into, name) + getattr(shard, name))
+            into.max_cpu_s = max(into.max_cpu_s, shard.max_cpu_s)
+            into.max_peak_mib = max(into.max_peak_mib, shard.max_peak_mib)
+            for kind, seen in shard.traceback_kinds.items():
+                kept = into.traceback_kinds.setdefault(
+                    kind, {"count": 0, "example": seen["example"]})
+                kept["count"] += seen["count"]
+            for what, shown in shard.examples.items():
+                into.examples.setdefault(what, []).extend(shown[:EXAMPLES_KEPT])
+    return {
+        "cases": sum(report["cases"] for report in reports),
+        "interrupted": any(report["interrupted"] for report in reports),
+        "elapsed_s": max(report["elapsed_s"] for report in reports),
+        "limits": reports[0]["limits"],
+        "python": reports[0]["python"],
+        "shards": [{"file": name, "seed": report["seed"], "cases": report["cases"],
+                    "interrupted": report["interrupted"], "elapsed_s": report["elapsed_s"],
+                    "properties": {prop: tally["cases"]
+                                   for prop, tally in report["properties"].items()}}
+                   for name, report in zip(names, reports, strict=True)],
+        "properties": {prop: asdict(tally) for prop, tally in merged.items()},
+    }
 
 
 class _Progress:
@@ -943,6 +982,14 @@ def summary(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.merge:
+        merged = merge_reports([json.loads(path.read_text()) for path in args.merge],
+                               [str(path) for path in args.merge])
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(merged, indent=2, allow_nan=False) + "\n")
+        print(summary(merged))
+        print(f"wrote {args.output} from {len(args.merge)} shards")
+        return
     limits = Limits(args.cpu_limit, args.wall_limit, args.memory_limit << 20)
     chosen = args.only or list(PROPERTIES)
     weights = sum(SHARE[prop] for prop in chosen)

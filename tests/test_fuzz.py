@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 
@@ -54,3 +55,22 @@ def test_hostile_input_fails_only_with_a_taskloom_error_in_bounded_time_and_memo
     assert not problems, f"{len(problems)} problems in {count} {prop} cases:\n" + "\n".join(
         problems
     )
+
+
+def test_shards_of_one_run_add_up() -> None:
+    spec_shard = fuzz.PropertyTally(cases=3, ok=1, errors=2, located=2, max_cpu_s=0.5)
+    other = fuzz.PropertyTally(cases=2, errors=1, located=1, tracebacks=1, max_cpu_s=0.9,
+                               traceback_kinds={"ValueError at x": {"count": 1, "example": {}}})
+    reports = [
+        {"cases": 3, "interrupted": False, "seed": 0, "elapsed_s": 4.0, "limits": {},
+         "python": "3.11", "properties": {"spec": asdict(spec_shard)}},
+        {"cases": 2, "interrupted": True, "seed": 1, "elapsed_s": 7.0, "limits": {},
+         "python": "3.11", "properties": {"spec": asdict(other)}},
+    ]
+    merged = fuzz.merge_reports(reports, ["a.json", "b.json"])
+    spec = merged["properties"]["spec"]
+    assert merged["cases"] == 5 and merged["interrupted"] is True
+    assert (spec["cases"], spec["ok"], spec["errors"], spec["tracebacks"]) == (5, 1, 3, 1)
+    assert spec["max_cpu_s"] == 0.9
+    assert spec["traceback_kinds"]["ValueError at x"]["count"] == 1
+    assert [shard["seed"] for shard in merged["shards"]] == [0, 1]
