@@ -33,6 +33,11 @@ export function timelineRows(nodes, order) {
   return top;
 }
 
+function tickLabel(at, step) {
+  if (step >= 60) return `${Math.round(at / 60)} min`;
+  return `${at.toFixed(step >= 1 ? 0 : (step >= 0.1 ? 1 : 2))} s`;
+}
+
 function tickStep(span) {
   return TICK_STEPS.find((step) => span / step <= 8) || TICK_STEPS[TICK_STEPS.length - 1];
 }
@@ -82,7 +87,7 @@ export class Gantt {
     const ticks = [];
     for (let at = 0; at <= span; at += step) {
       ticks.push(el('span', {class: 'tick', style: {left: `${(100 * at) / span}%`},
-        text: seconds(at).replace('.00 s', ' s')}));
+        text: tickLabel(at, step)}));
     }
     this.axis.replaceChildren(...ticks);
 
