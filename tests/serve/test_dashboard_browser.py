@@ -266,3 +266,24 @@ def test_plan_tasks_are_nested_under_their_plan_node(page: Page, server: Server)
 def _status(server: Server, run_id: str) -> str:
     shown = httpx.get(f"{server.url}/v1/runs/{run_id}", headers={"X-API-Key": KEY}, timeout=10)
     return str(shown.json()["status"])
+
+
+def test_a_nodes_wait_in_the_scheduler_is_drawn_when_the_run_carries_it(
+    page: Page, server: Server
+) -> None:
+    sign_in(page, server)
+    strips = page.evaluate("""async () => {
+        const {Gantt} = await import('/static/gantt.js');
+        const gantt = new Gantt(() => {}, () => {});
+        document.body.append(gantt.root);
+        const nodes = new Map([
+            ['a', {id: 'a', kind: 'llm', status: 'succeeded', start: 1, end: 3, queue_s: 1}],
+            ['b', {id: 'b', kind: 'llm', status: 'succeeded', start: 0, end: 3}],
+        ]);
+        gantt.render(nodes, ['a', 'b'], 4, null);
+        const strip = (id) => gantt.root.querySelector(`[data-node=${id}] .queue`);
+        return [strip('a').hidden, parseFloat(strip('a').style.width), strip('b').hidden];
+    }""")
+    hidden_a, width_a, hidden_b = strips
+    assert (hidden_a, hidden_b) == (False, True)
+    assert width_a == pytest.approx(100 / (4 * 1.02))  # 1 s of a 4 s run, plus its margin

@@ -15,6 +15,7 @@ const ACCOUNTING = [
   ['engine_s', 'in the engine', seconds],
   ['tool_s', 'in tools', seconds],
   ['tool_calls', 'tool calls', count],
+  ['cost_usd', 'cost', (usd) => `$${Number(usd).toFixed(6)}`],
 ];
 const TEMPLATE_FIELDS = ['system', 'prompt', 'messages', 'question', 'tool', 'args', 'over',
   'node'];
@@ -145,6 +146,9 @@ export function runPage(root, runId, session) {
       field('policy', run.policy || ''),
       field('tenant', session.tenant, {class: 'field mono'}),
       field('inputs', JSON.stringify(run.inputs || {}), {class: 'field wide mono'}),
+      run.budget_exceeded ? field('budget exceeded', `${run.budget_exceeded.limit}: used `
+        + `${run.budget_exceeded.used} of ${run.budget_exceeded.allowed}`, {class: 'field wide error'})
+        : null,
       run.error ? field('error', run.error, {class: 'field wide error'}) : null);
     outputs.textContent = state.ended ? pretty(run.outputs || {}) : '(the run has not finished)';
   };
@@ -176,9 +180,12 @@ export function runPage(root, runId, session) {
         field('generated tokens', count(node.generated_tokens), {'data-field': 'generated_tokens'}),
         field('prefix-cached tokens', count(node.cached_prompt_tokens)),
         accounting),
-      accounting.length ? null : el('p', {class: 'muted small', text:
-        'This run records no per-call scheduler waits or preemptions for its nodes; the '
-        + 'Scheduler panel shows the totals of the shared scheduler.'}),
+      el('p', {class: 'muted small', text: 'queue_s' in node
+        ? 'The wait in the scheduler is summed over the node\'s LLM calls (the hatched strip '
+          + 'under its bar); the run does not record when a call was preempted, the Scheduler '
+          + 'panel counts preemptions.'
+        : 'This run records no scheduler waits or preemptions for its nodes; the Scheduler '
+          + 'panel shows the totals of the shared scheduler.'}),
       templates.map((key) => el('div', {class: 'block'},
         el('h4', {text: key === 'prompt' || key === 'messages' || key === 'system'
           ? `${key} (template as written; the rendered prompt is not stored)` : key}),
