@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import anyio
 import httpx
@@ -121,7 +122,6 @@ def start_server(workdir: Path, port: int) -> uvicorn.Server:
     (specs / "trip_research.yaml").write_text(PROGRAM)
     config = ServeConfig(backend="scripted", store=workdir / "store.db", specs=specs,
                          api_keys=(KEY,), tool_modules=(__name__,), port=port)
-    services.open_backend = demo_engine  # see the module docstring
     server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port,
                                            log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
@@ -141,7 +141,9 @@ def main() -> None:
     if chromium is None:
         sys.exit("no Chromium on PATH: scripts/install.sh installs it")
     port = free_port()
-    with tempfile.TemporaryDirectory() as folder:
+    # The scripted engine with delays in place of the one `serve` opens by name.
+    with tempfile.TemporaryDirectory() as folder, \
+            mock.patch.object(services, "open_backend", demo_engine):
         server = start_server(Path(folder), port)
         url = f"http://127.0.0.1:{port}"
         with sync_playwright() as playwright:
