@@ -12,10 +12,10 @@ UNSAFE_FOLDED = "{{ range((10|attr('__class__') if 10|attr('__class__') else 1))
 
 @pytest.mark.parametrize("template", [UNSAFE_FOLDED, "{{ 1|attr('__class__') }} and text"])
 def test_a_sandbox_refusal_met_while_compiling_is_a_template_error(template: str) -> None:
-    with pytest.raises(TemplateError, match="sandbox refused.*__class__"):
+    with pytest.raises(TemplateError, match=r"sandbox refused.*__class__"):
         render_value(template, {})
 
 
 def test_an_unknown_filter_met_while_compiling_a_condition_is_a_syntax_error() -> None:
-    with pytest.raises(TemplateError, match="syntax error: No filter named 'tojson.split'"):
+    with pytest.raises(TemplateError, match=r"syntax error: No filter named .tojson\.split."):
         evaluate_condition("{{ 1|tojson.split }}", {})
