@@ -18,9 +18,11 @@ class RecordsMoves(Protocol):
 
 
 async def with_engines_report(result: RunResult, pool: EnginePool, scheduler: object) -> RunResult:
-    """`result` with its `engines` record. A failed run is followed by a health check of
-    every engine; if none is in service, the run failed for want of an engine."""
-    if result.status is RunStatus.FAILED:
+    """`result` with its `engines` record. A run that failed, or had calls move, is
+    followed by a health check of every engine, so the record says which are in service
+    now; if none is and the run failed, it failed for want of an engine."""
+    moves = tuple(_moves(scheduler, result.run_id))
+    if result.status is RunStatus.FAILED or moves:
         await pool.check_now()
     reasons = pool.down_reasons()
     uses = tuple(
@@ -30,7 +32,7 @@ async def with_engines_report(result: RunResult, pool: EnginePool, scheduler: ob
             pool.engines, reasons, pool.usage(result.run_id), strict=True)
     )
     lost = result.status is RunStatus.FAILED and all(reason is not None for reason in reasons)
-    report = EnginesReport(uses, tuple(_moves(scheduler, result.run_id)), lost)
+    report = EnginesReport(uses, moves, lost)
     pool.moved_calls += len(report.moves)
     result = dataclasses.replace(result, engines=report)
     if not lost:

@@ -73,7 +73,7 @@ def test_every_engine_keeps_its_own_cap_and_the_rest_wait() -> None:
                 await anyio.sleep(0.5)
                 queued = scheduler.stats().queued
                 while scheduler.stats().running:  # sampled between engine steps
-                    peaks = [max(p, len(e.in_flight)) for p, e in zip(peaks, engines)]
+                    peaks = [max(p, len(e.in_flight)) for p, e in zip(peaks, engines, strict=True)]
                     await anyio.sleep(0.5)
             assert sum(tally.calls for tally in pool.usage("p")) == 10
             return scheduler.engine_caps(), queued, peaks
