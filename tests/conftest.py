@@ -20,7 +20,6 @@ everything else without starting vLLM.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 from anyio.pytest_plugin import get_runner
+from vllm_replicas import VLLMReplica
 
 from taskloom.backends.embedded import ensure_embedded_model
 from taskloom.backends.vllm_engine import VLLMBackend
@@ -168,19 +168,6 @@ def vllm_server_process(
 # --- killable replicas for the several-engines tests (tests/test_cli_engines_server.py) ---
 
 REPLICA_START_TIMEOUT_S = 900  # two replicas start together on 2 shared cores
-
-
-class VLLMReplica:
-    """One `vllm serve` of the embedded model in float32 (greedy answers then do not
-    depend on the batch), in its own process group so that a test can kill it whole."""
-
-    def __init__(self, process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-        self.process, self.base_url, self.log = process, base_url, log
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 @pytest.fixture(scope="session")

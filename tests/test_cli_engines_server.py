@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from conftest import VLLMReplica
+from vllm_replicas import VLLMReplica
 
 from taskloom.orchestrator.store import RunStore
 
