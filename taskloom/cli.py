@@ -17,6 +17,7 @@ from rich.console import Console
 from taskloom.backends.factory import BackendName, BackendSettingsError, check_base_url
 from taskloom.bench.cli import bench_app
 from taskloom.cli_engine import DtypeOpt, EngineStart, engine_start
+from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url, with_engines
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
 from taskloom.cli_serve import register_commands
 from taskloom.errors import (
@@ -210,6 +211,7 @@ def run(
             "on its own.")
     ] = None,
     dtype: DtypeOpt = None,
+    engine_urls: EngineUrlsOpt = None,
 ) -> None:
     """Run a spec and print its outputs.
 
@@ -217,8 +219,9 @@ def run(
     outputs. Exit codes: 0 ok, 1 spec error, 2 bad inputs, 3 a node failed, 4 engine
     error, 130 cancelled (Ctrl-C or --timeout); nothing already computed is lost.
     """
-    _check_run_options(timeout, backend, base_url)
-    engine = engine_start(backend, dtype)
+    backend = BackendName(engines_backend(backend, base_url, engine_urls))
+    _check_run_options(timeout, backend, base_url or first_url(engine_urls))
+    engine = with_engines(engine_start(backend, dtype), engine_urls)
     tools = _registry(spec, tools_root, allow_host, allow_import)
     graph = _check(spec, tools)
     if not verbose:
@@ -263,6 +266,8 @@ def _unwrapped(function: Callable[..., Awaitable[T]], *args: Any) -> T:
 
 
 def _exit_code(result: RunResult) -> int:
+    if result.engines is not None and result.engines.every_engine_lost:
+        return ExitCode.ENGINE_ERROR
     if result.status is RunStatus.SUCCEEDED:
         return ExitCode.OK
     if result.status is RunStatus.CANCELLED:

@@ -106,6 +106,12 @@ def print_run_result(result: RunResult, console: Console) -> None:
     console.print(table)
     console.print(f"wall {result.wall_s:.2f}s · prompt {result.prompt_tokens} tok · "
                   f"generated {result.generated_tokens} tok")
+    for use in result.engines.engines if result.engines is not None else ():
+        state = "in service" if use.in_service else "out of service"
+        console.print(f"engine {use.index} {use.name} ({state}): {use.calls} calls · prompt "
+                      f"{use.prompt_tokens} tok, {use.prefix_hit_rate:.0%} from its cache")
+    for move in result.engines.moves if result.engines is not None else ():
+        console.print(f"moved {move.call_id}: engine {move.from_engine} → {move.to_engine}")
     if result.error:
         console.print(Text(f"error: {result.error}", style="bold red"))
     console.print("[bold]outputs[/bold]")
@@ -137,6 +143,8 @@ def run_result_json(result: RunResult) -> dict[str, Any]:
             }
             for node in result.nodes.values()
         },
+        # Only a run on several engines (--engine) has this record.
+        **({"engines": result.engines.to_json()} if result.engines is not None else {}),
     }
 
 

@@ -18,6 +18,7 @@ from taskloom.backends.factory import (
     backend_name,
     check_base_url,
 )
+from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url
 from taskloom.cli_runs import (
     EXIT_BAD_INPUT,
     EXIT_BY_STATUS,
@@ -74,13 +75,16 @@ def serve(
     max_spec_bytes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_spec_bytes,
     max_input_bytes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_input_bytes,
     max_nodes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_nodes,
+    engine_urls: EngineUrlsOpt = None,
 ) -> None:
     """Serve programs over HTTP: one engine and one scheduler for every client's runs.
 
     Runs survive a crash: each finished node is in the store, and a restarted server
     resumes the runs that were running. API docs at /docs."""
+    backend = engines_backend(backend, base_url, engine_urls)
     config = ServeConfig(
         host=host, port=port, backend=backend, model=model, base_url=base_url, policy=policy,
+        engines=tuple(engine_urls or ()),
         store=store, specs=specs, api_keys=tuple(api_key or ()) + keys_from_env(),
         allow_import_tools=allow_import_tools, allow_import=tuple(allow_import or ()),
         tools_root=tools_root,
@@ -89,7 +93,7 @@ def serve(
                       max_nodes=max_nodes, max_runs_in_flight=max_runs_in_flight),
     )
     try:
-        check_base_url(backend_name(backend), base_url)
+        check_base_url(backend_name(backend), base_url or first_url(engine_urls))
         config.check()
         for module_name in config.tool_modules:
             tool_module(module_name)

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 
 from taskloom.backends.base import Backend
-from taskloom.backends.factory import BackendName, open_backend
+from taskloom.backends.engine_pool import EnginePool, open_engines
+from taskloom.backends.factory import BackendName, BackendSettingsError, open_backend
 from taskloom.orchestrator.certainty import CertaintyAllocator, CertaintyAwareScheduler
 from taskloom.orchestrator.compile import compile_program
 from taskloom.orchestrator.events import EventSink, ignore_events
@@ -30,6 +31,7 @@ from taskloom.orchestrator.store import RunNotFound, RunStore
 from taskloom.planners.kind import PlanKind
 from taskloom.program.load import loads
 from taskloom.program.models import Program
+from taskloom.runtime_engines import with_engines_report
 from taskloom.tools.registry import ToolRegistry, default_registry
 
 for _kind in (LLMKind(), ToolKind(), MapKind(), PlanKind()):
@@ -37,7 +39,8 @@ for _kind in (LLMKind(), ToolKind(), MapKind(), PlanKind()):
 
 
 class Runtime:
-    """Runs programs on one backend.
+    """Runs programs on one backend, or on the engines of an `EnginePool` (each run then
+    reports the load it put on each engine and the calls that moved, as `engines`).
 
     Which scheduling policy a run uses: `run(policy=...)`, else the program's own
     `policy:`, else the runtime's `policy` (default `plas`). Each policy gets one
@@ -47,7 +50,7 @@ class Runtime:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | EnginePool,
         *,
         tools: ToolRegistry | None = None,
         scheduler: Scheduler | None = None,
@@ -55,7 +58,8 @@ class Runtime:
         store: RunStore | None = None,
         sample_slots: int | None = None,
     ) -> None:
-        self.backend = backend
+        self.engines = backend if isinstance(backend, EnginePool) else None
+        self.backend = backend.backends[0] if isinstance(backend, EnginePool) else backend
         self.tools = tools if tools is not None else default_registry()
         self.store = store
         self.policy = policy
@@ -77,12 +81,22 @@ class Runtime:
         store: RunStore | None = None,
         policy: str = DEFAULT_POLICY,
         sample_slots: int | None = None,
+        engines: Sequence[str] | None = None,
         **backend_options: Any,
     ) -> AsyncIterator[Runtime]:
         """Open the backend by name, and close it when the block ends.
 
         `sample_slots`: see `shared_sample_pool`; None leaves each self-consistency
-        node sampling on its own."""
+        node sampling on its own. `engines`: the URLs of several OpenAI-compatible
+        servers ("openai" only, instead of `base_url`), opened as one `EnginePool`."""
+        if engines:
+            if backend != BackendName.OPENAI or base_url:
+                raise BackendSettingsError("engines= are OpenAI-compatible servers: use "
+                                           "backend 'openai' and no base_url")
+            async with open_engines(engines, model=model, **backend_options) as pool:
+                yield cls(pool, tools=tools, store=store, policy=policy,
+                          sample_slots=sample_slots)
+            return
         async with open_backend(
             backend, model=model, base_url=base_url, **backend_options
         ) as engine:
@@ -95,7 +109,10 @@ class Runtime:
         if self._own_scheduler is not None:
             return self._own_scheduler
         if policy not in self._schedulers:
-            scheduler = make_scheduler(policy, [self.backend])
+            engines = self.engines.backends if self.engines else [self.backend]
+            scheduler = make_scheduler(policy, engines)
+            if self.engines is not None:
+                self.engines.watch(scheduler)
             self._schedulers[policy] = shared_sample_pool(scheduler, self._sample_slots)
         return self._schedulers[policy]
 
@@ -144,6 +161,8 @@ class Runtime:
         result: RunResult | None = None
         try:
             result = await _run_until_stopped(executor, resolved, timeout, cancel)
+            if self.engines is not None:
+                result = await with_engines_report(result, self.engines, scheduler)
             return result
         finally:
             if self.store is not None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from taskloom.orchestrator.engines_report import EnginesReport
+
 
 class NodeStatus(StrEnum):
     PENDING = "pending"
@@ -65,6 +67,7 @@ class RunResult:
     error: str | None = None
     started_at: float = 0.0
     wall_s: float = 0.0
+    engines: EnginesReport | None = None  # set for a run on several engines (`--engine`)
 
     @property
     def prompt_tokens(self) -> int:
@@ -93,4 +96,6 @@ class RunResult:
             node_id: NodeResult(**{**node, "status": NodeStatus(node["status"])})
             for node_id, node in data.get("nodes", {}).items()
         }
-        return cls(**{**data, "status": RunStatus(data["status"]), "nodes": nodes})
+        engines = EnginesReport.from_dict(data["engines"]) if data.get("engines") else None
+        return cls(**{**data, "status": RunStatus(data["status"]), "nodes": nodes,
+                      "engines": engines})

@@ -40,6 +40,7 @@ class ServeConfig:
     backend: str = "vllm"
     model: str | None = None
     base_url: str | None = None
+    engines: tuple[str, ...] = ()  # several OpenAI-compatible engines (--engine)
     policy: str | None = None
     store: Path | None = None
     specs: Path | None = None

@@ -1,5 +1,7 @@
 """The server's Prometheus metrics: runs by status, calls queued per scheduler level and
-in flight, preemptions, tokens, and node latency. Each server has its own registry."""
+in flight, preemptions, tokens, and node latency; with several engines (`--engine`),
+each engine's health, load and prefix-hit rate, and the calls moved off failed engines.
+Each server has its own registry."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from taskloom.backends.base import Backend, Chunk, GenerateRequest
+from taskloom.backends.engine_pool import EnginePool
 from taskloom.orchestrator.events import NodeEvent
 from taskloom.orchestrator.result import NodeStatus
 from taskloom.orchestrator.scheduler import Scheduler
@@ -42,6 +45,10 @@ class ServeMetrics:
     ) -> None:
         """Read the store's run counts and the schedulers' queues at each scrape."""
         self.registry.register(_LiveCollector(counts, schedulers))
+
+    def watch_engines(self, pool: EnginePool) -> None:
+        """Read each engine's health and load at each scrape."""
+        self.registry.register(_EnginesCollector(pool))
 
     def observe(self, event: NodeEvent) -> None:
         key = (event.run_id, event.node_id)
@@ -86,6 +93,43 @@ class _LiveCollector(Collector):
             running.add_metric([policy], stats.running)
             preemptions.add_metric([policy], stats.preemptions)
         yield from (queued, running, preemptions)
+
+
+class _EnginesCollector(Collector):
+    def __init__(self, pool: EnginePool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["engine", "url"]
+        up = GaugeMetricFamily(
+            "taskloom_engine_in_service", "1 if the engine passed its last health check",
+            labels=labels)
+        hit_rate = GaugeMetricFamily(
+            "taskloom_engine_prefix_hit_rate",
+            "Share of the engine's prompt tokens its prefix cache served", labels=labels)
+        counters = {
+            field: CounterMetricFamily(f"taskloom_engine_{field}", help_text, labels=labels)
+            for field, help_text in (
+                ("calls", "Calls that finished on the engine"),
+                ("attempts", "Streams sent to the engine (a moved call has several)"),
+                ("failed_attempts", "Streams the engine broke"),
+                ("prompt_tokens", "Prompt tokens the engine read"),
+                ("cached_prompt_tokens", "Prompt tokens its prefix cache served"),
+                ("generated_tokens", "Tokens the engine generated"),
+            )
+        }
+        for engine, in_service in zip(self._pool.engines, self._pool.in_service(), strict=True):
+            label_values = [str(engine.index), engine.name]
+            total = engine.backend.total
+            up.add_metric(label_values, float(in_service))
+            cached, prompt = total.cached_prompt_tokens, total.prompt_tokens
+            hit_rate.add_metric(label_values, cached / prompt if prompt else 0.0)
+            for field, family in counters.items():
+                family.add_metric(label_values, getattr(total, field))
+        moved = CounterMetricFamily(
+            "taskloom_call_moves", "Calls resumed on another engine after theirs failed")
+        moved.add_metric([], self._pool.moved_calls)
+        yield from (up, hit_rate, *counters.values(), moved)
 
 
 def _stats_of(scheduler: Any) -> Any:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import ModuleType
 
+from taskloom.backends.base import Backend
+from taskloom.backends.engine_pool import EnginePool, open_engines
 from taskloom.backends.factory import open_backend
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY
 from taskloom.orchestrator.store import RunStore
@@ -32,17 +34,36 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
     metrics = ServeMetrics()
     store = RunStore(config.store)
     try:
-        async with open_backend(
-            config.backend, model=config.model, base_url=config.base_url
-        ) as engine:
-            runtime = Runtime(MeteredBackend(engine, metrics), tools=server_tools(config),
-                              store=store, policy=config.policy or DEFAULT_POLICY)
+        async with _open_engines(config, metrics) as engines:
+            runtime = Runtime(engines, tools=server_tools(config), store=store,
+                              policy=config.policy or DEFAULT_POLICY)
             metrics.watch(store.counts, runtime.schedulers)
             manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
             async with manager:
                 yield Services(runtime, store, manager, metrics)
     finally:
         store.close()
+
+
+@asynccontextmanager
+async def _open_engines(
+    config: ServeConfig, metrics: ServeMetrics
+) -> AsyncIterator[Backend | EnginePool]:
+    """The one engine, or the pool of `--engine`s, each metered."""
+    def metered(engine: Backend) -> Backend:
+        return MeteredBackend(engine, metrics)
+
+    opened: AbstractAsyncContextManager[Backend | EnginePool]
+    if config.engines:
+        opened = open_engines(config.engines, model=config.model, wrap=metered)
+    else:
+        opened = open_backend(config.backend, model=config.model, base_url=config.base_url)
+    async with opened as engines:
+        if isinstance(engines, EnginePool):
+            metrics.watch_engines(engines)
+            yield engines
+        else:
+            yield metered(engines)
 
 
 def server_tools(config: ServeConfig) -> ToolRegistry:
