@@ -16,6 +16,13 @@ from rich.console import Console
 
 from taskloom.backends.factory import BackendName, BackendSettingsError, check_base_url
 from taskloom.bench.cli import bench_app
+from taskloom.cli_budget import (
+    EXIT_BUDGET_EXCEEDED,
+    BudgetOpt,
+    PricesOpt,
+    budget_from_options,
+    prices_from_option,
+)
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
 from taskloom.cli_serve import register_commands
 from taskloom.errors import (
@@ -35,9 +42,11 @@ from taskloom.orchestrator.inputs import (
     decode_json_value,
     resolve_inputs,
 )
+from taskloom.orchestrator.prices import PriceTable
 from taskloom.orchestrator.result import RunResult, RunStatus
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, UnknownPolicy, check_policy
 from taskloom.orchestrator.store import RunStore
+from taskloom.program.budget import Budget
 from taskloom.program.load import load
 from taskloom.runtime import Runtime
 from taskloom.tools.builtin.http_get import HostAllowList
@@ -64,6 +73,7 @@ class ExitCode:
     BAD_INPUT = 2
     RUN_FAILED = 3
     ENGINE_ERROR = 4
+    BUDGET_EXCEEDED = EXIT_BUDGET_EXCEEDED
     CANCELLED = 130
 
 
@@ -208,16 +218,21 @@ def run(
             "answers stop early and hopeless ones are cut. Default: each node samples "
             "on its own.")
     ] = None,
+    budget: BudgetOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Run a spec and print its outputs.
 
     Shows node progress live, then every node's status, time and tokens, then the
     outputs. Exit codes: 0 ok, 1 spec error, 2 bad inputs, 3 a node failed, 4 engine
-    error, 130 cancelled (Ctrl-C or --timeout); nothing already computed is lost.
+    error, 5 budget exceeded, 130 cancelled (Ctrl-C or --timeout); nothing already
+    computed is lost.
     """
     _check_run_options(timeout, backend, base_url)
+    limits = budget_from_options(budget)
     tools = _registry(spec, tools_root, allow_host, allow_import)
     graph = _check(spec, tools)
+    price_table = prices_from_option(prices, graph.program, model)
     if not verbose:
         # vLLM logs every engine setting at INFO; a person running a spec wants progress.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -235,7 +250,7 @@ def run(
     try:
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
-            store, json_out, tools, policy, sample_slots,
+            store, json_out, tools, policy, sample_slots, limits, price_table,
         )
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
@@ -264,6 +279,8 @@ def _exit_code(result: RunResult) -> int:
         return ExitCode.OK
     if result.status is RunStatus.CANCELLED:
         return ExitCode.CANCELLED
+    if result.status is RunStatus.BUDGET_EXCEEDED:
+        return ExitCode.BUDGET_EXCEEDED
     return ExitCode.RUN_FAILED
 
 
@@ -279,6 +296,8 @@ async def _run_interruptibly(
     tools: ToolRegistry,
     policy: str,
     sample_slots: int | None,
+    budget: Budget | None = None,
+    prices: PriceTable | None = None,
 ) -> RunResult | None:
     """Run with Ctrl-C turned into a clean cancellation: in-flight engine requests are
     aborted and the partial result is returned rather than lost."""
@@ -302,6 +321,7 @@ async def _run_interruptibly(
             async with Runtime.open(
                 backend, model=model, base_url=base_url, tools=tools,
                 store=store, policy=policy, sample_slots=sample_slots,
+                budget=budget, prices=prices,
             ) as runtime:
                 progress.note("running")
                 running = True

@@ -25,8 +25,8 @@ from taskloom.orchestrator.kinds.llm import LLMKind
 from taskloom.orchestrator.kinds.map import MapKind
 from taskloom.orchestrator.kinds.registry import node_kinds
 from taskloom.orchestrator.kinds.tool import ToolKind
-from taskloom.orchestrator.result import NodeResult, RunResult, RunStatus
 from taskloom.orchestrator.prices import PriceTable, models_called
+from taskloom.orchestrator.result import NodeResult, RunResult, RunStatus
 from taskloom.orchestrator.scheduler import Scheduler
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, make_scheduler
 from taskloom.orchestrator.store import RunNotFound, RunStore

@@ -20,12 +20,12 @@ import anyio
 from anyio.abc import TaskGroup
 
 from taskloom.errors import TaskloomError, root_cause
+from taskloom.orchestrator.budget_meter import BudgetMeter
 from taskloom.orchestrator.compile import TaskGraph
 from taskloom.orchestrator.events import EventSink, NodeEvent, ignore_events
 from taskloom.orchestrator.inputs import resolve_inputs
 from taskloom.orchestrator.kinds.base import NodeEnvironment
 from taskloom.orchestrator.kinds.registry import NodeKindRegistry, node_kinds
-from taskloom.orchestrator.budget_meter import BudgetMeter
 from taskloom.orchestrator.llm_call import CallLedger
 from taskloom.orchestrator.prices import PriceTable
 from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus

@@ -35,8 +35,10 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
         async with open_backend(
             config.backend, model=config.model, base_url=config.base_url
         ) as engine:
+            prices = config.prices and config.prices.for_engine(config.model)
             runtime = Runtime(MeteredBackend(engine, metrics), tools=server_tools(config),
-                              store=store, policy=config.policy or DEFAULT_POLICY)
+                              store=store, policy=config.policy or DEFAULT_POLICY,
+                              budget=config.budget, prices=prices)
             metrics.watch(store.counts, runtime.schedulers)
             manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
             async with manager:

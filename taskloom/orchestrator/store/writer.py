@@ -46,7 +46,6 @@ def spec_hash(spec_text: str | None) -> str | None:
 def insert_run(connection: sqlite3.Connection, row: RunRow) -> None:
     """Record a new run; a run id already stored is left as it is."""
     now = time.time()
-    overrun = None if result.budget_exceeded is None else dumps(asdict(result.budget_exceeded))
     with transaction(connection):
         connection.execute(
             "INSERT OR IGNORE INTO runs (run_id, tenant, origin, program, spec_text, "
