@@ -72,6 +72,8 @@ class BudgetOverrun:
     used: float
 
     def describe(self) -> str:
+        if self.limit == "wall_s":  # time is not spent in steps: it runs out
+            return f"budget exceeded: wall_s, the run reached its limit of {self.allowed:g} s"
         return f"budget exceeded: {self.limit} {self.used:g} > {self.allowed:g}"
 
 
