@@ -17,12 +17,12 @@ pytestmark = pytest.mark.engine
 
 SPEC = """
 name: runaway_plan
-defaults: {max_tokens: 128, temperature: 0, seed: 0}
+defaults: {max_tokens: 96, temperature: 0, seed: 0}
 nodes:
   long:
     kind: llm
     prompt: "Write a very long story about a lighthouse keeper, chapter by chapter."
-    max_tokens: 1500
+    max_tokens: 600
   solve:
     kind: plan
     question: "What is 12 times 7, plus 30 divided by 5?"
@@ -53,4 +53,4 @@ async def test_a_runaway_plan_stops_at_its_llm_calls_budget(engine: VLLMBackend)
             await anyio.sleep(0.05)
     assert not any(rid.startswith(result.run_id) for rid in engine.in_flight_request_ids())
     if result.nodes["long"].status is NodeStatus.CANCELLED:
-        assert result.nodes["long"].generated_tokens < 1500  # cut part-way
+        assert result.nodes["long"].generated_tokens < 600  # cut part-way
