@@ -16,6 +16,13 @@ from rich.console import Console
 
 from taskloom.backends.factory import BackendName, BackendSettingsError, check_base_url
 from taskloom.bench.cli import bench_app
+from taskloom.cli_budget import (
+    EXIT_BUDGET_EXCEEDED,
+    BudgetOpt,
+    PricesOpt,
+    budget_from_options,
+    prices_from_option,
+)
 from taskloom.cli_engine import DtypeOpt, EngineStart, engine_start
 from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url, with_engines
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
@@ -37,9 +44,11 @@ from taskloom.orchestrator.inputs import (
     decode_json_value,
     resolve_inputs,
 )
+from taskloom.orchestrator.prices import PriceTable
 from taskloom.orchestrator.result import RunResult, RunStatus
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, UnknownPolicy, check_policy
 from taskloom.orchestrator.store import RunStore
+from taskloom.program.budget import Budget
 from taskloom.program.load import load
 from taskloom.runtime import Runtime
 from taskloom.tools.builtin.http_get import HostAllowList
@@ -66,6 +75,7 @@ class ExitCode:
     BAD_INPUT = 2
     RUN_FAILED = 3
     ENGINE_ERROR = 4
+    BUDGET_EXCEEDED = EXIT_BUDGET_EXCEEDED
     CANCELLED = 130
 
 
@@ -212,18 +222,23 @@ def run(
     ] = None,
     dtype: DtypeOpt = None,
     engine_urls: EngineUrlsOpt = None,
+    budget: BudgetOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Run a spec and print its outputs.
 
     Shows node progress live, then every node's status, time and tokens, then the
     outputs. Exit codes: 0 ok, 1 spec error, 2 bad inputs, 3 a node failed, 4 engine
-    error, 130 cancelled (Ctrl-C or --timeout); nothing already computed is lost.
+    error, 5 budget exceeded, 130 cancelled (Ctrl-C or --timeout); nothing already
+    computed is lost.
     """
     backend = BackendName(engines_backend(backend, base_url, engine_urls))
     _check_run_options(timeout, backend, base_url or first_url(engine_urls))
     engine = with_engines(engine_start(backend, dtype), engine_urls)
+    limits = budget_from_options(budget)
     tools = _registry(spec, tools_root, allow_host, allow_import)
     graph = _check(spec, tools)
+    price_table = prices_from_option(prices, graph.program, model)
     if not verbose:
         # vLLM logs every engine setting at INFO; a person running a spec wants progress.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -241,7 +256,7 @@ def run(
     try:
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
-            store, json_out, tools, policy, sample_slots, engine,
+            store, json_out, tools, policy, sample_slots, engine, limits, price_table,
         )
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
@@ -272,6 +287,8 @@ def _exit_code(result: RunResult) -> int:
         return ExitCode.OK
     if result.status is RunStatus.CANCELLED:
         return ExitCode.CANCELLED
+    if result.status is RunStatus.BUDGET_EXCEEDED:
+        return ExitCode.BUDGET_EXCEEDED
     return ExitCode.RUN_FAILED
 
 
@@ -288,6 +305,8 @@ async def _run_interruptibly(
     policy: str,
     sample_slots: int | None,
     engine: EngineStart,
+    budget: Budget | None = None,
+    prices: PriceTable | None = None,
 ) -> RunResult | None:
     """Run with Ctrl-C turned into a clean cancellation: in-flight engine requests are
     aborted and the partial result is returned rather than lost."""
@@ -310,7 +329,8 @@ async def _run_interruptibly(
             progress.note(engine.note)
             async with Runtime.open(
                 backend, model=model, base_url=base_url, tools=tools,
-                store=store, policy=policy, sample_slots=sample_slots, **engine.options,
+                store=store, policy=policy, sample_slots=sample_slots,
+                budget=budget, prices=prices, **engine.options,
             ) as runtime:
                 progress.note("running")
                 running = True

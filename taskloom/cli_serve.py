@@ -18,6 +18,7 @@ from taskloom.backends.factory import (
     backend_name,
     check_base_url,
 )
+from taskloom.cli_budget import BudgetOpt, PricesOpt, budget_from_options, prices_from_option
 from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url
 from taskloom.cli_runs import (
     EXIT_BAD_INPUT,
@@ -76,6 +77,8 @@ def serve(
     max_input_bytes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_input_bytes,
     max_nodes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_nodes,
     engine_urls: EngineUrlsOpt = None,
+    budget: BudgetOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Serve programs over HTTP: one engine and one scheduler for every client's runs.
 
@@ -91,6 +94,7 @@ def serve(
         allow_hosts=tuple(allow_host or ()), tool_modules=tuple(tools or ()),
         limits=Limits(max_spec_bytes=max_spec_bytes, max_input_bytes=max_input_bytes,
                       max_nodes=max_nodes, max_runs_in_flight=max_runs_in_flight),
+        budget=budget_from_options(budget), prices=prices_from_option(prices),
     )
     try:
         check_base_url(backend_name(backend), base_url or first_url(engine_urls))
@@ -118,16 +122,20 @@ def submit(
     wait: Annotated[bool, typer.Option(help="Stream the run's events until it ends.")] = False,
     api_key: ApiKeyOpt = None,
     json_out: JsonOpt = False,
+    budget: BudgetOpt = None,
 ) -> None:
     """Submit a run to a server; print its id, or with --wait, its progress and result."""
     inputs = _pairs(input or [])
+    limits = budget_from_options(budget)
+    budget_json = None if limits is None else limits.limits()
     path = Path(spec_or_name)
     with Client(server, api_key=api_key) as client:
         try:
             if path.is_file():
-                run_id = client.submit(path, inputs=inputs, policy=policy)
+                run_id = client.submit(path, inputs=inputs, policy=policy, budget=budget_json)
             else:
-                run_id = client.submit(program=spec_or_name, inputs=inputs, policy=policy)
+                run_id = client.submit(program=spec_or_name, inputs=inputs, policy=policy,
+                                       budget=budget_json)
             if not wait:
                 typer.echo(json.dumps({"run_id": run_id}) if json_out else run_id)
                 return

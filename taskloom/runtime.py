@@ -4,6 +4,7 @@ this module ties together in a `Runtime`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -15,6 +16,7 @@ import anyio
 from taskloom.backends.base import Backend
 from taskloom.backends.engine_pool import EnginePool, open_engines
 from taskloom.backends.factory import BackendName, BackendSettingsError, open_backend
+from taskloom.orchestrator.budget_meter import BudgetMeter
 from taskloom.orchestrator.certainty import CertaintyAllocator, CertaintyAwareScheduler
 from taskloom.orchestrator.compile import compile_program
 from taskloom.orchestrator.events import EventSink, ignore_events
@@ -24,11 +26,13 @@ from taskloom.orchestrator.kinds.llm import LLMKind
 from taskloom.orchestrator.kinds.map import MapKind
 from taskloom.orchestrator.kinds.registry import node_kinds
 from taskloom.orchestrator.kinds.tool import ToolKind
+from taskloom.orchestrator.prices import PriceTable, models_called
 from taskloom.orchestrator.result import NodeResult, RunResult, RunStatus
 from taskloom.orchestrator.scheduler import Scheduler
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, make_scheduler
 from taskloom.orchestrator.store import RunNotFound, RunStore
 from taskloom.planners.kind import PlanKind
+from taskloom.program.budget import Budget, tightest
 from taskloom.program.load import loads
 from taskloom.program.models import Program
 from taskloom.runtime_engines import with_engines_report
@@ -46,6 +50,9 @@ class Runtime:
     `policy:`, else the runtime's `policy` (default `plas`). Each policy gets one
     scheduler over the backend, shared by every run that uses it. A runtime built around
     your own `scheduler` sends every run through that one.
+
+    `budget` caps every run (a server's cap): a run's own budget, and the program's,
+    can only tighten it. `prices` adds what each node cost to every result.
     """
 
     def __init__(
@@ -57,9 +64,13 @@ class Runtime:
         policy: str = DEFAULT_POLICY,
         store: RunStore | None = None,
         sample_slots: int | None = None,
+        budget: Budget | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         self.engines = backend if isinstance(backend, EnginePool) else None
         self.backend = backend.backends[0] if isinstance(backend, EnginePool) else backend
+        self.budget = budget
+        self.prices = prices
         self.tools = tools if tools is not None else default_registry()
         self.store = store
         self.policy = policy
@@ -82,6 +93,8 @@ class Runtime:
         policy: str = DEFAULT_POLICY,
         sample_slots: int | None = None,
         engines: Sequence[str] | None = None,
+        budget: Budget | None = None,
+        prices: PriceTable | None = None,
         **backend_options: Any,
     ) -> AsyncIterator[Runtime]:
         """Open the backend by name, and close it when the block ends.
@@ -95,13 +108,14 @@ class Runtime:
                                            "backend 'openai' and no base_url")
             async with open_engines(engines, model=model, **backend_options) as pool:
                 yield cls(pool, tools=tools, store=store, policy=policy,
-                          sample_slots=sample_slots)
+                          sample_slots=sample_slots, budget=budget, prices=prices)
             return
         async with open_backend(
             backend, model=model, base_url=base_url, **backend_options
         ) as engine:
             yield cls(
-                engine, tools=tools, store=store, policy=policy, sample_slots=sample_slots
+                engine, tools=tools, store=store, policy=policy, sample_slots=sample_slots,
+                budget=budget, prices=prices,
             )
 
     def scheduler_for(self, policy: str) -> Scheduler:
@@ -133,6 +147,7 @@ class Runtime:
         on_event: EventSink = ignore_events,
         run_id: str | None = None,
         restored: Mapping[str, NodeResult] | None = None,
+        budget: Budget | None = None,
     ) -> RunResult:
         """Check and run `program`, and return its result.
 
@@ -144,9 +159,20 @@ class Runtime:
         With a store, each node's result is committed the moment it finishes, before its
         dependents start, so a run cut short by a crash can be `resume`d. `restored`:
         nodes that finished before (see `Executor`).
+
+        The run's budget is the tightest of `budget`, the program's `budget:` and the
+        runtime's. Crossing a limit aborts every call in flight at once, and the run
+        ends `budget_exceeded` with every finished node kept; `result.budget_exceeded`
+        says which limit. A model missing from the runtime's price table raises
+        `PriceError` before anything runs.
         """
         graph = compile_program(program, self.tools)
         resolved = resolve_inputs(program, inputs or {})  # refuse bad inputs before starting
+        prices = self._prices_for(program)
+        limits = tightest([self.budget, program.budget, budget])
+        meter = BudgetMeter(limits) if limits is not None else None
+        if meter is not None and restored:
+            meter.add_finished(restored.values())
         chosen = policy or program.policy or self.policy
         scheduler = self.scheduler_for(chosen)
         run_id = run_id or uuid.uuid4().hex[:12]
@@ -156,11 +182,11 @@ class Runtime:
             checkpoint = functools.partial(self.store.checkpoint, run_id)
         executor = Executor(
             graph, scheduler=scheduler, tools=self.tools, run_id=run_id, on_event=on_event,
-            checkpoint=checkpoint, restored=restored,
+            checkpoint=checkpoint, restored=restored, meter=meter, prices=prices,
         )
         result: RunResult | None = None
         try:
-            result = await _run_until_stopped(executor, resolved, timeout, cancel)
+            result = await _run_until_stopped(executor, resolved, timeout, cancel, meter)
             if self.engines is not None:
                 result = await with_engines_report(result, self.engines, scheduler)
             return result
@@ -168,6 +194,13 @@ class Runtime:
             if self.store is not None:
                 final = result or executor.snapshot(RunStatus.CANCELLED, "run cancelled")
                 self.store.save(final)
+
+    def _prices_for(self, program: Program) -> PriceTable | None:
+        if self.prices is None:
+            return None
+        prices = self.prices.for_engine(getattr(self.backend, "model", None) or None)
+        prices.check(models_called(program))
+        return prices
 
     async def resume(
         self,
@@ -200,10 +233,17 @@ async def _run_until_stopped(
     inputs: Mapping[str, Any],
     timeout: float | None,
     cancel: anyio.Event | None,
+    meter: BudgetMeter | None = None,
 ) -> RunResult:
     finished: list[RunResult] = []
     reason = f"run timed out after {timeout:g}s" if timeout is not None else ""
     async with anyio.create_task_group() as group:
+        if meter is not None:
+            # A crossed limit stops the run the way a timeout does: every call in
+            # flight is aborted and the finished nodes are kept.
+            meter.on_exceeded = group.cancel_scope.cancel
+            if meter.budget.wall_s is not None:
+                group.start_soon(_stop_after_wall_limit, meter, meter.budget.wall_s)
 
         async def execute() -> None:
             with anyio.move_on_after(timeout):
@@ -219,9 +259,22 @@ async def _run_until_stopped(
         group.start_soon(execute)
         if cancel is not None:
             group.start_soon(stop_when_cancelled, cancel)
+    overrun = meter.exceeded if meter is not None else None
+    if overrun is not None:
+        ended = finished[0] if finished else executor.snapshot(RunStatus.BUDGET_EXCEEDED)
+        return dataclasses.replace(
+            ended, status=RunStatus.BUDGET_EXCEEDED, error=overrun.describe(),
+            budget_exceeded=overrun,
+        )
     if finished:
         return finished[0]
     return executor.snapshot(RunStatus.CANCELLED, reason or "run cancelled")
+
+
+async def _stop_after_wall_limit(meter: BudgetMeter, wall_s: float) -> None:
+    started = anyio.current_time()
+    await anyio.sleep(wall_s)
+    meter.wall_time_up(anyio.current_time() - started)
 
 
 def shared_sample_pool(scheduler: Scheduler, slots: int | None) -> Scheduler:
@@ -243,15 +296,16 @@ async def run_program(
     tools: ToolRegistry | None = None,
     policy: str | None = None,
     timeout: float | None = None,
+    budget: Budget | None = None,
 ) -> RunResult:
     """Run one program; open (and close) the backend when given by name. The policy is
     `policy`, else the program's own, else the default."""
     if not isinstance(backend, str):
         return await Runtime(backend, tools=tools).run(
-            program, inputs, policy=policy, timeout=timeout
+            program, inputs, policy=policy, timeout=timeout, budget=budget
         )
     async with Runtime.open(backend, model=model, base_url=base_url, tools=tools) as runtime:
-        return await runtime.run(program, inputs, policy=policy, timeout=timeout)
+        return await runtime.run(program, inputs, policy=policy, timeout=timeout, budget=budget)
 
 
 def run_sync(

@@ -8,6 +8,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from taskloom.orchestrator.prices import PriceTable
+from taskloom.program.budget import Budget
+
 LOOPBACK_NAMES = ("localhost",)
 API_KEYS_ENV = "TASKLOOM_API_KEYS"
 # The tenant of a server started without keys (loopback only): one for everyone.
@@ -54,6 +57,9 @@ class ServeConfig:
     # Python modules whose `@tool` functions the server registers (named by the operator).
     tool_modules: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    # A cap on every run (`--budget`): a run's own budget can only tighten it.
+    budget: Budget | None = None
+    prices: PriceTable | None = None  # `--prices`: adds each node's cost
 
     def check(self) -> None:
         """Refuse to serve the network unguarded, and a `--specs` that is not a folder."""

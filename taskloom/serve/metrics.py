@@ -1,7 +1,8 @@
 """The server's Prometheus metrics: runs by status, calls queued per scheduler level and
-in flight, preemptions, tokens, and node latency; with several engines (`--engine`),
-each engine's health, load and prefix-hit rate, and the calls moved off failed engines.
-Each server has its own registry."""
+in flight, preemptions, tokens, node latency, and what finished runs used (their
+accounting, and how many stopped at a budget); with several engines (`--engine`), each
+engine's health, load and prefix-hit rate, and the calls moved off failed engines. Each
+server has its own registry."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from prometheus_client.registry import Collector
 from taskloom.backends.base import Backend, Chunk, GenerateRequest
 from taskloom.backends.engine_pool import EnginePool
 from taskloom.orchestrator.events import NodeEvent
-from taskloom.orchestrator.result import NodeStatus
+from taskloom.orchestrator.result import NodeStatus, RunResult, RunStatus
 from taskloom.orchestrator.scheduler import Scheduler
 
 _ENDED = (NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED)
@@ -37,6 +38,19 @@ class ServeMetrics:
             "taskloom_runs_in_flight", "Runs executing in this server now",
             registry=self.registry)
         self._node_started: dict[tuple[str, str], float] = {}
+        self.run_tokens = Counter(
+            "taskloom_run_tokens", "Tokens used by finished runs, by kind (cached_prompt: "
+            "the prompt tokens served from the prefix cache)", ["kind"], registry=self.registry)
+        self.run_calls = Counter(
+            "taskloom_run_calls", "Calls made by finished runs, by kind (llm, tool)", ["kind"],
+            registry=self.registry)
+        self.run_seconds = Counter(
+            "taskloom_run_seconds", "Seconds spent by finished runs' calls: tool (running "
+            "tools), engine (LLM calls after admission), queue (waiting for admission)",
+            ["kind"], registry=self.registry)
+        self.runs_budget_exceeded = Counter(
+            "taskloom_runs_budget_exceeded", "Runs stopped by a budget, by the limit crossed",
+            ["limit"], registry=self.registry)
 
     def watch(
         self,
@@ -57,6 +71,18 @@ class ServeMetrics:
         elif event.status in _ENDED and key in self._node_started:
             self.node_latency.observe(max(0.0, event.at_s - self._node_started.pop(key)))
 
+    def run_ended(self, result: RunResult) -> None:
+        """Count a finished run's accounting."""
+        totals = result.totals()
+        for kind in ("prompt", "cached_prompt", "generated"):
+            self.run_tokens.labels(kind).inc(totals[f"{kind}_tokens"])
+        for kind in ("llm", "tool"):
+            self.run_calls.labels(kind).inc(totals[f"{kind}_calls"])
+        for kind in ("tool", "engine", "queue"):
+            self.run_seconds.labels(kind).inc(max(0.0, totals[f"{kind}_s"]))
+        if result.status is RunStatus.BUDGET_EXCEEDED and result.budget_exceeded is not None:
+            self.runs_budget_exceeded.labels(result.budget_exceeded.limit).inc()
+
     def forget_run(self, run_id: str) -> None:
         for key in [k for k in self._node_started if k[0] == run_id]:
             del self._node_started[key]
@@ -73,7 +99,7 @@ class _LiveCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         runs = GaugeMetricFamily("taskloom_runs", "Stored runs by status", labels=["status"])
-        for status in ("running", "succeeded", "failed", "cancelled"):
+        for status in ("running", "succeeded", "failed", "cancelled", "budget_exceeded"):
             runs.add_metric([status], self._counts().get(status, 0))
         yield runs
         queued = GaugeMetricFamily(

@@ -35,8 +35,10 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
     store = RunStore(config.store)
     try:
         async with _open_engines(config, metrics) as engines:
+            prices = config.prices and config.prices.for_engine(config.model)
             runtime = Runtime(engines, tools=server_tools(config), store=store,
-                              policy=config.policy or DEFAULT_POLICY)
+                              policy=config.policy or DEFAULT_POLICY,
+                              budget=config.budget, prices=prices)
             metrics.watch(store.counts, runtime.schedulers)
             manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
             async with manager:

@@ -14,6 +14,7 @@ from taskloom.orchestrator.kinds.base import (
     TemplateSite,
     value_sites,
 )
+from taskloom.orchestrator.tool_call import call_tool
 from taskloom.orchestrator.tool_catalog import tool_signature_hint, unknown_tool_hint
 from taskloom.program.models import ToolNode
 from taskloom.program.refs import is_templated, render_value
@@ -61,4 +62,5 @@ class ToolKind(NodeKind[ToolNode]):
         self, node: ToolNode, context: Mapping[str, Any], env: NodeEnvironment, ledger: CallLedger
     ) -> Any:
         tool = env.tools.get(node.tool)
-        return await tool.call(await render_off_loop(render_value, node.args, context))
+        args = await render_off_loop(render_value, node.args, context)
+        return await call_tool(tool, args, ledger)
