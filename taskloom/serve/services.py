@@ -33,7 +33,8 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
     store = RunStore(config.store)
     try:
         async with open_backend(
-            config.backend, model=config.model, base_url=config.base_url
+            config.backend, model=config.model, base_url=config.base_url,
+            **config.backend_options(),
         ) as engine:
             runtime = Runtime(MeteredBackend(engine, metrics), tools=server_tools(config),
                               store=store, policy=config.policy or DEFAULT_POLICY)
