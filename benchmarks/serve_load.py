@@ -112,7 +112,8 @@ class Submitted:
 @dataclass
 class LoadServer:
     workdir: Path
-    policy: str
+    name: str
+    policy: str  # the server's default; each run also names its own
     sim_speed: float
     stream_interval: int
     api_keys: Sequence[str]
@@ -121,7 +122,7 @@ class LoadServer:
     store: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        self.store = self.workdir / f"store-{self.policy}.db"
+        self.store = self.workdir / f"store-{self.name}.db"
 
     @property
     def url(self) -> str:
@@ -133,7 +134,7 @@ class LoadServer:
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(self.workdir)])
         env.pop("TASKLOOM_API_KEYS", None)
         keys = [arg for key in self.api_keys for arg in ("--api-key", key)]
-        log = (self.workdir / f"server-{self.policy}.log").open("wb")
+        log = (self.workdir / f"server-{self.name}.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "taskloom", "serve", "--backend", "sim",
              "--sim-speed", str(self.sim_speed), "--sim-stream-interval",
@@ -145,7 +146,7 @@ class LoadServer:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited; see {log.name}")
+                raise RuntimeError("the server exited: " + Path(log.name).read_text()[-2000:])
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
@@ -282,7 +283,8 @@ def summary(values: Sequence[float]) -> dict[str, float | int]:
 def run_round(name: str, jobs: Sequence[Job], args: argparse.Namespace,
               workdir: Path) -> dict[str, Any]:
     keys = [f"load-client-{n}" for n in range(args.clients)]
-    server = LoadServer(workdir, name, args.sim_speed, args.stream_interval, keys)
+    server = LoadServer(workdir, name, jobs[0].policy, args.sim_speed, args.stream_interval,
+                        keys)
     server.start()
     began = time.perf_counter()
     try:
