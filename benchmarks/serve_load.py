@@ -347,7 +347,7 @@ def round_figures(name: str, submitted: Sequence[Submitted], rows: dict[str, dic
         "submit_latency_s": summary([s.latency_s for s in submitted]),
         "submit_late_s": summary([max(0.0, s.late_s) for s in submitted]),
         "healthz_latency_s": idle["healthz_s"],
-        "peak_llm_calls_in_flight": idle["peak_llm_calls_in_flight"],
+        "peak_llm_calls_in_flight_after_submitting": idle["peak_llm_calls_in_flight"],
         "llm_calls_in_programs": sum(s.job.llm_calls for s in submitted),
         "scheduler_calls_finished": {_label(k): v for k, v in calls_finished.items()},
         "program_latency_s": {p: summary(v) for p, v in sorted(latency.items())},
