@@ -53,6 +53,14 @@ def serve(
     model: Annotated[str | None, typer.Option(help="Model path or name.")] = None,
     base_url: Annotated[str | None, typer.Option(help="Server URL for openai.")] = None,
     policy: Annotated[str | None, typer.Option(help="Default scheduling policy.")] = None,
+    sim_speed: Annotated[float, typer.Option(
+        help="--backend sim: run the simulated engine this many times faster than real "
+        "time.")] = 1.0,
+    sim_stream_interval: Annotated[int, typer.Option(
+        help="--backend sim: tokens per streamed chunk (1: every token).")] = 1,
+    dtype: Annotated[str | None, typer.Option(
+        help="--backend vllm: the engine's dtype (float32 makes greedy answers independent "
+        "of the batch).")] = None,
     store: Annotated[Path | None, typer.Option(help="The run store (SQLite file).")] = None,
     specs: Annotated[Path | None, typer.Option(help="Folder of programs clients may run by "
                                                "name.")] = None,
@@ -88,6 +96,7 @@ def serve(
     config = ServeConfig(
         host=host, port=port, backend=backend, model=model, base_url=base_url, policy=policy,
         engines=tuple(engine_urls or ()),
+        sim_speed=sim_speed, sim_stream_interval=sim_stream_interval, dtype=dtype,
         store=store, specs=specs, api_keys=tuple(api_key or ()) + keys_from_env(),
         allow_import_tools=allow_import_tools, allow_import=tuple(allow_import or ()),
         tools_root=tools_root,

@@ -110,6 +110,15 @@ class _LiveCollector(Collector):
             labels=["policy"])
         preemptions = GaugeMetricFamily(
             "taskloom_preemptions", "Calls preempted so far", labels=["policy"])
+        # Per scheduler, so that a scrape shows which scheduler every run's calls went
+        # through: one policy, one scheduler, whatever the client.
+        started = CounterMetricFamily(
+            "taskloom_scheduler_call_attempts",
+            "Times a scheduler let a call into the engine (a preempted call counts again)",
+            labels=["policy"])
+        finished = CounterMetricFamily(
+            "taskloom_scheduler_calls_finished",
+            "LLM calls a scheduler saw through to their last token", labels=["policy"])
         for policy, scheduler in self._schedulers().items():
             stats = _stats_of(scheduler)
             if stats is None:
@@ -118,7 +127,9 @@ class _LiveCollector(Collector):
                 queued.add_metric([policy, str(level)], size)
             running.add_metric([policy], stats.running)
             preemptions.add_metric([policy], stats.preemptions)
-        yield from (queued, running, preemptions)
+            started.add_metric([policy], sum(engine.attempts for engine in stats.engines))
+            finished.add_metric([policy], sum(engine.finished_calls for engine in stats.engines))
+        yield from (queued, running, preemptions, started, finished)
 
 
 class _EnginesCollector(Collector):

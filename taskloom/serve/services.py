@@ -59,7 +59,8 @@ async def _open_engines(
     if config.engines:
         opened = open_engines(config.engines, model=config.model, wrap=metered)
     else:
-        opened = open_backend(config.backend, model=config.model, base_url=config.base_url)
+        opened = open_backend(config.backend, model=config.model, base_url=config.base_url,
+                              **config.backend_options())
     async with opened as engines:
         if isinstance(engines, EnginePool):
             metrics.watch_engines(engines)
