@@ -8,12 +8,14 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from taskloom.backends.base import Backend
 from taskloom.backends.factory import BackendName, open_backend
+from taskloom.errors import ToolError
 from taskloom.orchestrator.certainty import CertaintyAllocator, CertaintyAwareScheduler
 from taskloom.orchestrator.compile import compile_program
 from taskloom.orchestrator.events import EventSink, ignore_events
@@ -31,6 +33,7 @@ from taskloom.planners.kind import PlanKind
 from taskloom.program.load import loads
 from taskloom.program.models import Program
 from taskloom.tools.registry import ToolRegistry, default_registry
+from taskloom.tools.sources import SourceConnections
 
 for _kind in (LLMKind(), ToolKind(), MapKind(), PlanKind()):
     node_kinds.register(_kind)
@@ -54,9 +57,12 @@ class Runtime:
         policy: str = DEFAULT_POLICY,
         store: RunStore | None = None,
         sample_slots: int | None = None,
+        sources: SourceConnections | None = None,
     ) -> None:
         self.backend = backend
         self.tools = tools if tools is not None else default_registry()
+        # Where the MCP servers that programs declare are opened, once per runtime.
+        self.sources = sources
         self.store = store
         self.policy = policy
         self._own_scheduler = scheduler
@@ -82,12 +88,14 @@ class Runtime:
         """Open the backend by name, and close it when the block ends.
 
         `sample_slots`: see `shared_sample_pool`; None leaves each self-consistency
-        node sampling on its own."""
+        node sampling on its own. The MCP servers programs declare are opened as first
+        needed and closed with the runtime."""
         async with open_backend(
             backend, model=model, base_url=base_url, **backend_options
-        ) as engine:
+        ) as engine, SourceConnections.open() as sources:
             yield cls(
-                engine, tools=tools, store=store, policy=policy, sample_slots=sample_slots
+                engine, tools=tools, store=store, policy=policy, sample_slots=sample_slots,
+                sources=sources,
             )
 
     def scheduler_for(self, policy: str) -> Scheduler:
@@ -128,7 +136,8 @@ class Runtime:
         dependents start, so a run cut short by a crash can be `resume`d. `restored`:
         nodes that finished before (see `Executor`).
         """
-        graph = compile_program(program, self.tools)
+        tools = await self.tools_for(program)
+        graph = compile_program(program, tools)
         resolved = resolve_inputs(program, inputs or {})  # refuse bad inputs before starting
         chosen = policy or program.policy or self.policy
         scheduler = self.scheduler_for(chosen)
@@ -138,7 +147,7 @@ class Runtime:
             self.store.begin(run_id, program, resolved, chosen)
             checkpoint = functools.partial(self.store.checkpoint, run_id)
         executor = Executor(
-            graph, scheduler=scheduler, tools=self.tools, run_id=run_id, on_event=on_event,
+            graph, scheduler=scheduler, tools=tools, run_id=run_id, on_event=on_event,
             checkpoint=checkpoint, restored=restored,
         )
         result: RunResult | None = None
@@ -149,6 +158,21 @@ class Runtime:
             if self.store is not None:
                 final = result or executor.snapshot(RunStatus.CANCELLED, "run cancelled")
                 self.store.save(final)
+
+    async def tools_for(self, program: Program) -> ToolRegistry:
+        """The runtime's tools, plus the tools of the MCP servers `program` declares
+        (each server opened once per runtime, on first use)."""
+        if not program.mcp_servers:
+            return self.tools
+        if self.sources is None:
+            raise ToolError(
+                f"program '{program.name}' declares mcp_servers, which need a runtime that "
+                "can open them: use `Runtime.open(...)` or pass `sources=`"
+            )
+        tool_sets = await self.sources.connect_all(
+            program.mcp_servers, base_dir=spec_folder(program)
+        )
+        return self.tools.with_sources(tool_sets)
 
     async def resume(
         self,
@@ -205,6 +229,14 @@ async def _run_until_stopped(
     return executor.snapshot(RunStatus.CANCELLED, reason or "run cancelled")
 
 
+def spec_folder(program: Program) -> Path | None:
+    """The folder of the file `program` was loaded from (where its stdio MCP servers
+    start), if it came from one."""
+    source = getattr(program, "_source", None)
+    path = Path(getattr(source, "file", "") or "")
+    return path.parent.resolve() if path.name and path.is_file() else None
+
+
 def shared_sample_pool(scheduler: Scheduler, slots: int | None) -> Scheduler:
     """`scheduler`, with `slots` sample slots shared by every self-consistency node it
     serves (a `CertaintyAllocator`: gang admission, certainty-driven reallocation,
@@ -228,9 +260,10 @@ async def run_program(
     """Run one program; open (and close) the backend when given by name. The policy is
     `policy`, else the program's own, else the default."""
     if not isinstance(backend, str):
-        return await Runtime(backend, tools=tools).run(
-            program, inputs, policy=policy, timeout=timeout
-        )
+        async with SourceConnections.open() as sources:
+            return await Runtime(backend, tools=tools, sources=sources).run(
+                program, inputs, policy=policy, timeout=timeout
+            )
     async with Runtime.open(backend, model=model, base_url=base_url, tools=tools) as runtime:
         return await runtime.run(program, inputs, policy=policy, timeout=timeout)
 
