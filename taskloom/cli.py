@@ -16,7 +16,7 @@ from rich.console import Console
 
 from taskloom.backends.factory import BackendName, BackendSettingsError, check_base_url
 from taskloom.bench.cli import bench_app
-from taskloom.cli_mcp import with_declared_servers
+from taskloom.cli_mcp import mcp, with_declared_servers
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
 from taskloom.cli_serve import register_commands
 from taskloom.errors import (
@@ -393,6 +393,7 @@ def graph(
 
 
 register_commands(app)  # serve, submit, runs, show, cancel, resume
+app.command()(mcp)
 
 
 def main() -> None:

@@ -9,9 +9,11 @@ that it connects to. The same model reads a server's `--mcp-config` file.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from taskloom.program.spec_model import SpecModel
 
@@ -74,3 +76,18 @@ class McpConfig(SpecModel):
     mcp_servers: dict[str, McpServerSpec] = Field(default_factory=dict)
 
     _names = field_validator("mcp_servers")(check_server_names)
+
+
+def read_mcp_config(path: Path) -> McpConfig:
+    """An `--mcp-config` file (YAML or JSON); `ValueError` says what is wrong with it."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"--mcp-config {path}: cannot read it: {exc}") from None
+    try:
+        return McpConfig.model_validate(data if data is not None else {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"--mcp-config {path}: {problems}") from None

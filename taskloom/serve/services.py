@@ -17,6 +17,7 @@ from taskloom.serve.config import ServeConfig, ServeConfigError
 from taskloom.serve.manager import RunManager
 from taskloom.serve.metrics import MeteredBackend, ServeMetrics
 from taskloom.tools.registry import ImportPolicy, Tool, ToolRegistry, default_registry
+from taskloom.tools.sources import SourceConnections, SourceUnavailable, ToolSet
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,10 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
     try:
         async with open_backend(
             config.backend, model=config.model, base_url=config.base_url
-        ) as engine:
-            runtime = Runtime(MeteredBackend(engine, metrics), tools=server_tools(config),
-                              store=store, policy=config.policy or DEFAULT_POLICY)
+        ) as engine, SourceConnections.open() as sources:
+            tools = server_tools(config).with_sources(await _mcp_tool_sets(config, sources))
+            runtime = Runtime(MeteredBackend(engine, metrics), tools=tools, store=store,
+                              policy=config.policy or DEFAULT_POLICY, sources=sources)
             metrics.watch(store.counts, runtime.schedulers)
             manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
             async with manager:
@@ -53,6 +55,14 @@ def server_tools(config: ServeConfig) -> ToolRegistry:
         for found in _tools_in(vars(tool_module(module_name)).values()):
             tools.register(found)
     return tools
+
+
+async def _mcp_tool_sets(config: ServeConfig, sources: SourceConnections) -> list[ToolSet]:
+    """The `--mcp-config` servers, opened for the server's whole life."""
+    try:
+        return await sources.connect_all(config.mcp_servers, base_dir=config.mcp_config_dir)
+    except SourceUnavailable as exc:
+        raise ServeConfigError(f"--mcp-config: {exc}") from None
 
 
 def tool_module(name: str) -> ModuleType:
