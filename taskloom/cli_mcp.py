@@ -21,12 +21,11 @@ from taskloom.backends.factory import (
 from taskloom.cli_runs import fail
 from taskloom.errors import SourceLocation, SpecError, SpecErrors
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, UnknownPolicy, check_policy
-from taskloom.orchestrator.tool_catalog import tool_signature_hint
 from taskloom.program.models import Program
 from taskloom.program.source_map import SourceMap
 from taskloom.runtime import Runtime, spec_folder
 from taskloom.serve.config import is_loopback
-from taskloom.tools.registry import ToolRegistry, default_registry
+from taskloom.tools.registry import Tool, ToolRegistry, default_registry
 from taskloom.tools.sources.base import ToolSet
 from taskloom.tools.sources.declared import ReachedSources, reach_declared, unchecked_sets
 
@@ -66,12 +65,20 @@ async def _reach(program: Program) -> ReachedSources:
 
 
 def describe_tool_set(tool_set: ToolSet, program: Program) -> str:
+    """`MCP server 'NAME' (stdio: CMD): N tools`, then one `NAME.TOOL(a, b?)` a line."""
     config = program.mcp_servers[tool_set.source]
-    listed = [f"  {tool_signature_hint(tool).removeprefix('tool ')}"
-              for tool in (tool_set.tools[name] for name in sorted(tool_set.tools))]
     head = (f"MCP server '{tool_set.source}' ({config.transport}: {config.describe()}): "
             f"{len(tool_set.tools)} tools")
-    return "\n".join([head, *listed])
+    return "\n".join([head, *(f"  {_signature(tool_set.tools[name])}"
+                              for name in sorted(tool_set.tools))])
+
+
+def _signature(tool: Tool) -> str:
+    properties = tool.input_schema.get("properties") or {}
+    required = set(tool.input_schema.get("required") or [])
+    args = ", ".join(f"{name}{'' if name in required else '?'}" for name in properties)
+    first_line = tool.description.strip().splitlines()[0] if tool.description.strip() else ""
+    return f"{tool.name}({args})" + (f": {first_line}" if first_line else "")
 
 
 def _locate(program: Program, path: tuple[str | int, ...]) -> SourceLocation | None:

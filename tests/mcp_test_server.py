@@ -52,10 +52,16 @@ def weather(city: str, days: int = 1) -> dict[str, Any]:
     return {"city": city, "days": days, "temperature_c": 10 + len(city)}
 
 
+@server.tool(structured_output=False)
+def plain(text: str) -> str:
+    """Text content only, no structured content."""
+    return f"plain {text}"
+
+
 @server.tool()
-def shout(text: str) -> str:
-    """Text content only, in capitals."""
-    return text.upper()
+def pid() -> int:
+    """This server's process id."""
+    return os.getpid()
 
 
 @server.tool()
