@@ -19,11 +19,11 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from mcp.server import Server, ServerRequestContext
 
 from taskloom.cli_render import strict_json
-from taskloom.errors import SpecError, SpecErrors, TaskloomError
+from taskloom.errors import SpecError, SpecErrors, TaskloomError, root_cause
 from taskloom.mcp_server.programs import ProgramTool
 from taskloom.naming import unknown_name_message
 from taskloom.orchestrator.events import NodeEvent
-from taskloom.orchestrator.inputs import InputError
+from taskloom.orchestrator.inputs import InputError, resolve_inputs
 from taskloom.orchestrator.result import NodeStatus, RunResult, RunStatus
 from taskloom.runtime import Runtime
 
@@ -106,11 +106,15 @@ async def _run_reporting(
     runtime: Runtime, tool: ProgramTool, arguments: dict[str, Any], ctx: ServerRequestContext[Any]
 ) -> RunResult:
     """Run the program, with a progress notification as each of its nodes finishes."""
+    inputs = resolve_inputs(tool.program, arguments)  # refused before anything starts
     send, receive = anyio.create_memory_object_stream[NodeEvent](math.inf)
-    async with anyio.create_task_group() as group:
-        group.start_soon(_report_progress, receive, len(tool.program.nodes), ctx)
-        with send:
-            return await runtime.run(tool.program, arguments, on_event=send.send_nowait)
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_report_progress, receive, len(tool.program.nodes), ctx)
+            with send:
+                return await runtime.run(tool.program, inputs, on_event=send.send_nowait)
+    except ExceptionGroup as failed:
+        raise root_cause(failed) from None
 
 
 async def _report_progress(
