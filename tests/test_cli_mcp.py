@@ -46,7 +46,8 @@ nodes:
     assert "MCP server 't' (stdio: " in out
     assert "  t.weather(city, days?): A made-up forecast for a city." in out
     assert f"{spec}:5:49: node 'w': tool 't.weather': 'city': 3 is not of type 'string'" in out
-    assert f"{spec}:5:57: node 'w': tool 't.weather': no argument 'day'; did you mean 'days'?" in out
+    assert (f"{spec}:5:57: node 'w': tool 't.weather': no argument 'day'; "
+            "did you mean 'days'?") in out
     assert f"{spec}:6:25: node 's': unknown tool 't.plian'\n  hint: did you mean 't.plain'?" in out
     assert "node 'p': unknown tool 't.sub' in the planner's tools" in out
 

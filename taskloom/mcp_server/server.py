@@ -112,9 +112,10 @@ async def _run_reporting(
         async with anyio.create_task_group() as group:
             group.start_soon(_report_progress, receive, len(tool.program.nodes), ctx)
             with send:
-                return await runtime.run(tool.program, inputs, on_event=send.send_nowait)
+                result = await runtime.run(tool.program, inputs, on_event=send.send_nowait)
     except ExceptionGroup as failed:
         raise root_cause(failed) from None
+    return result
 
 
 async def _report_progress(
@@ -131,7 +132,9 @@ async def _report_progress(
                 return
 
 
-async def _top_level_endings(events: MemoryObjectReceiveStream[NodeEvent]) -> AsyncIterator[NodeEvent]:
+async def _top_level_endings(
+    events: MemoryObjectReceiveStream[NodeEvent],
+) -> AsyncIterator[NodeEvent]:
     async for event in events:
         if event.parent is None and event.status in _FINISHED:
             yield event

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from taskloom.tools.sources.base import SourceUnavailable, ToolSet, ToolSourceKind
+from taskloom.tools.sources.base import ToolSet, ToolSourceKind
 from taskloom.tools.sources.registry import ToolSourceRegistry, tool_sources
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,9 @@ class SourceConnections:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, kinds: ToolSourceRegistry = tool_sources) -> AsyncIterator[SourceConnections]:
+    async def open(
+        cls, kinds: ToolSourceRegistry = tool_sources
+    ) -> AsyncIterator[SourceConnections]:
         """A pool whose connections are all closed when the block ends."""
         async with anyio.create_task_group() as group:
             pool = cls(group, kinds)
@@ -47,12 +49,15 @@ class SourceConnections:
                 pool._closing.set()
 
     async def connect(self, source: str, config: Any, *, base_dir: Path | None) -> ToolSet:
-        """The tools of `config`, opened now or already open, named `source`."""
+        """The tools of `config`, opened now or already open, named `source`. Raises
+        `SourceUnavailable` when it cannot be opened (a later call tries again)."""
         key = _key_of(config, base_dir)
         async with self._locks.setdefault(key, anyio.Lock()):
             if key not in self._open:
                 kind = self._kinds.get_kind(config)
-                self._open[key] = await self._group.start(self._hold, kind, source, config, base_dir)
+                self._open[key] = await self._group.start(
+                    self._hold, kind, source, config, base_dir
+                )
         return dataclasses.replace(self._open[key], source=source)
 
     async def connect_all(
@@ -90,5 +95,3 @@ def _key_of(config: Any, base_dir: Path | None) -> _Key:
     dump = config.model_dump_json() if hasattr(config, "model_dump_json") else repr(config)
     return (type(config).__name__, dump, str(base_dir))
 
-
-__all__ = ["SourceConnections", "SourceUnavailable"]

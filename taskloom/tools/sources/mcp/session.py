@@ -6,15 +6,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import anyio
+import httpx2
 import mcp_types
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+from mcp.client.streamable_http import streamable_http_client
 
 from taskloom.program.mcp_servers import McpServerSpec
 from taskloom.tools.sources.base import SourceUnavailable
@@ -33,7 +34,8 @@ async def open_session(
     opened = False
     try:
         async with AsyncExitStack() as stack:
-            read, write = await stack.enter_async_context(_transport(config, base_dir))
+            errlog = stack.enter_context(_server_log())
+            read, write = await stack.enter_async_context(_transport(config, base_dir, errlog))
             session = await stack.enter_async_context(ClientSession(read, write))
             # Only the requests are timed: a context entered inside a cancel scope
             # must also be left inside it.
@@ -57,7 +59,7 @@ async def open_session(
         ) from None
 
 
-def _transport(config: McpServerSpec, base_dir: Path | None) -> Any:
+def _transport(config: McpServerSpec, base_dir: Path | None, errlog: TextIO) -> Any:
     if config.command is not None:
         program, *args = config.command
         cwd = _working_dir(config.cwd, base_dir)
@@ -68,11 +70,20 @@ def _transport(config: McpServerSpec, base_dir: Path | None) -> Any:
                 env=config.env or None,
                 cwd=cwd,
             ),
-            errlog=_server_log(),
+            errlog=errlog,
         )
     assert config.url is not None
-    client = create_mcp_http_client(headers=dict(config.headers) or None)
-    return streamable_http_client(config.url, http_client=client)
+    return _http_transport(config.url, config.headers)
+
+
+@asynccontextmanager
+async def _http_transport(url: str, headers: dict[str, str]) -> AsyncIterator[Any]:
+    # The SDK's own timeouts (a long read: a response may be a held stream). A client
+    # given to the SDK is ours to close.
+    async with httpx2.AsyncClient(
+        headers=headers, timeout=httpx2.Timeout(30.0, read=300.0)
+    ) as client, streamable_http_client(url, http_client=client) as streams:
+        yield streams
 
 
 def _working_dir(cwd: str | None, base_dir: Path | None) -> Path | None:
@@ -82,11 +93,11 @@ def _working_dir(cwd: str | None, base_dir: Path | None) -> Path | None:
     return path if path.is_absolute() or base_dir is None else base_dir / path
 
 
-def _server_log() -> Any:
+def _server_log() -> AbstractContextManager[TextIO]:
     # A server's stderr goes to ours only when asked: FastMCP logs every call there.
     if os.environ.get("TASKLOOM_MCP_STDERR"):
-        return sys.stderr
-    return open(os.devnull, "w")  # noqa: SIM115 - lives as long as the server process
+        return nullcontext(sys.stderr)
+    return open(os.devnull, "w")
 
 
 async def _list_tools(session: ClientSession) -> list[mcp_types.Tool]:

@@ -44,7 +44,9 @@ class McpCall:
         except MCPError as exc:
             raise ToolError(self._failure(exc)) from None
         except (OSError, EOFError) as exc:
-            raise ToolError(f"MCP tool '{self.qualified_name}': the server is gone ({exc})") from None
+            raise ToolError(
+                f"MCP tool '{self.qualified_name}': the server is gone ({exc})"
+            ) from None
         return self._output(result)
 
     def _failure(self, exc: MCPError) -> str:
