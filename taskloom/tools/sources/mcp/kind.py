@@ -21,7 +21,7 @@ class McpSourceKind(ToolSourceKind[McpServerSpec]):
         # Lazy: the SDK takes about a second to import, which every `taskloom validate`
         # of a spec without MCP servers would otherwise pay.
         from taskloom.tools.sources.mcp.session import open_session
-        from taskloom.tools.sources.mcp.tool import mcp_tool
+        from taskloom.tools.sources.mcp.tool import mcp_tool  # lazy too: imports the SDK
 
         async with open_session(source, config, base_dir=base_dir) as (session, listed):
             tools = {
