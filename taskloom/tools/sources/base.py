@@ -27,18 +27,31 @@ class SourceUnavailable(ToolError):
     """A source could not be reached, or its tools could not be listed."""
 
 
+class Connection:
+    """Whether a source's connection is still there; the source kind marks it lost
+    (a plain flag: it is read and set on one event loop)."""
+
+    def __init__(self) -> None:
+        self.lost = False
+
+    def mark_lost(self) -> None:
+        self.lost = True
+
+
 @dataclass(frozen=True)
 class ToolSet:
     """The tools one open source offers, by their own names (without the `SOURCE.`).
 
     `complete=False` marks a source that was not reached (`validate --offline`): any
-    `SOURCE.TOOL` is then taken on trust, and `unreachable` says why.
+    `SOURCE.TOOL` is then taken on trust, and `unreachable` says why. A source kind sets
+    its `connection` lost when it is gone for good (its server died).
     """
 
     source: str
     tools: Mapping[str, Tool] = field(default_factory=dict)
     complete: bool = True
     unreachable: str | None = None
+    connection: Connection = field(default_factory=Connection, compare=False)
 
     def qualified_names(self) -> list[str]:
         return [f"{self.source}.{name}" for name in sorted(self.tools)]

@@ -3,7 +3,8 @@
 A connection (an MCP client session, say) is entered and left by the same task, as
 anyio requires, so each lives in a task of the pool's own task group: connecting starts
 that task and waits until the source is open; closing the pool tells every task to
-leave its connection.
+leave its connection. A source whose connection was lost (its server died) is opened
+again by the next run that asks for it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ class SourceConnections:
         self._group = group
         self._kinds = kinds
         self._open: dict[_Key, ToolSet] = {}
+        self._leave: dict[_Key, anyio.Event] = {}
         self._locks: dict[_Key, anyio.Lock] = {}
-        self._closing = anyio.Event()
 
     @classmethod
     @asynccontextmanager
@@ -46,18 +47,24 @@ class SourceConnections:
             try:
                 yield pool
             finally:
-                pool._closing.set()
+                for leave in pool._leave.values():
+                    leave.set()
 
     async def connect(self, source: str, config: Any, *, base_dir: Path | None) -> ToolSet:
         """The tools of `config`, opened now or already open, named `source`. Raises
         `SourceUnavailable` when it cannot be opened (a later call tries again)."""
         key = _key_of(config, base_dir)
         async with self._locks.setdefault(key, anyio.Lock()):
+            if key in self._open and self._open[key].connection.lost:
+                self._leave.pop(key).set()
+                del self._open[key]
             if key not in self._open:
                 kind = self._kinds.get_kind(config)
+                leave = anyio.Event()
                 self._open[key] = await self._group.start(
-                    self._hold, kind, source, config, base_dir
+                    self._hold, kind, source, config, base_dir, leave
                 )
+                self._leave[key] = leave
         return dataclasses.replace(self._open[key], source=source)
 
     async def connect_all(
@@ -74,6 +81,7 @@ class SourceConnections:
         source: str,
         config: Any,
         base_dir: Path | None,
+        leave: anyio.Event,
         *,
         task_status: TaskStatus[ToolSet],
     ) -> None:
@@ -82,7 +90,7 @@ class SourceConnections:
             async with kind.connect(source, config, base_dir=base_dir) as tool_set:
                 opened = True
                 task_status.started(tool_set)
-                await self._closing.wait()
+                await leave.wait()
         except Exception as exc:
             if not opened:
                 raise

@@ -222,3 +222,22 @@ nodes:
     assert result.nodes["w"].error == (
         "tool 't.weather' got invalid arguments: 'days': 'three' is not of type 'integer'"
     )
+
+
+@pytest.mark.anyio
+async def test_a_server_that_died_is_opened_again_by_the_next_run() -> None:
+    server = stdio_server()
+    crash = loads(spec_text(server, "nodes:\n  boom: {kind: tool, tool: t.crash}\n"))
+    who = loads(spec_text(server, """
+nodes:
+  who: {kind: tool, tool: t.pid}
+outputs:
+  pid: "{{ who.result }}"
+"""))
+    async with runtime() as rt:
+        before = await rt.run(who)
+        crashed = await rt.run(crash)
+        after = await rt.run(who)
+    assert crashed.nodes["boom"].status is NodeStatus.FAILED
+    assert before.status is RunStatus.SUCCEEDED and after.status is RunStatus.SUCCEEDED
+    assert after.outputs["pid"] != before.outputs["pid"]

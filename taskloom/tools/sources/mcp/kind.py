@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from taskloom.program.mcp_servers import McpServerSpec
-from taskloom.tools.sources.base import ToolSet, ToolSourceKind
+from taskloom.tools.sources.base import Connection, ToolSet, ToolSourceKind
 
 
 class McpSourceKind(ToolSourceKind[McpServerSpec]):
@@ -24,8 +24,9 @@ class McpSourceKind(ToolSourceKind[McpServerSpec]):
         from taskloom.tools.sources.mcp.tool import mcp_tool  # lazy too: imports the SDK
 
         async with open_session(source, config, base_dir=base_dir) as (session, listed):
+            connection = Connection()
             tools = {
-                remote.name: mcp_tool(source, remote, session, config.call_timeout)
+                remote.name: mcp_tool(source, remote, session, config.call_timeout, connection)
                 for remote in listed
             }
-            yield ToolSet(source, tools)
+            yield ToolSet(source, tools, connection=connection)

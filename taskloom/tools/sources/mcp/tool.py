@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from taskloom.errors import ToolError
 from taskloom.naming import did_you_mean
 from taskloom.program.schemas import SchemaError, validator_for
+from taskloom.tools.sources.base import Connection
 from taskloom.tools.tool import Tool
 
 
@@ -35,6 +36,8 @@ class McpCall:
     remote_name: str
     session: ClientSession
     call_timeout: float
+    # Set when the connection is gone, so that the next run opens the server again.
+    connection: Connection
 
     async def __call__(self, **arguments: Any) -> Any:
         try:
@@ -42,8 +45,11 @@ class McpCall:
                 self.remote_name, arguments, read_timeout_seconds=self.call_timeout
             )
         except MCPError as exc:
+            if exc.code == mcp_types.CONNECTION_CLOSED:
+                self.connection.mark_lost()
             raise ToolError(self._failure(exc)) from None
         except (OSError, EOFError) as exc:
+            self.connection.mark_lost()
             raise ToolError(
                 f"MCP tool '{self.qualified_name}': the server is gone ({exc})"
             ) from None
@@ -139,11 +145,15 @@ class McpBackedTool(Tool):
 
 
 def mcp_tool(
-    source: str, remote: mcp_types.Tool, session: ClientSession, call_timeout: float
+    source: str,
+    remote: mcp_types.Tool,
+    session: ClientSession,
+    call_timeout: float,
+    connection: Connection,
 ) -> McpBackedTool:
     """The tool `remote` of `source`'s session, named SOURCE.TOOL."""
     name = f"{source}.{remote.name}"
-    call = McpCall(name, remote.name, session, call_timeout)
+    call = McpCall(name, remote.name, session, call_timeout, connection)
     return McpBackedTool(
         name=name, description=remote.description or "", input_model=_SchemaArguments,
         fn=call, is_async=True, schema=dict(remote.input_schema),
