@@ -34,6 +34,7 @@ from taskloom.program.load import loads
 from taskloom.program.models import Program
 from taskloom.tools.registry import ToolRegistry, default_registry
 from taskloom.tools.sources import SourceConnections
+from taskloom.tools.sources.declared import StandingSources
 
 for _kind in (LLMKind(), ToolKind(), MapKind(), PlanKind()):
     node_kinds.register(_kind)
@@ -58,11 +59,14 @@ class Runtime:
         store: RunStore | None = None,
         sample_slots: int | None = None,
         sources: SourceConnections | None = None,
+        standing: StandingSources | None = None,
     ) -> None:
         self.backend = backend
         self.tools = tools if tools is not None else default_registry()
-        # Where the MCP servers that programs declare are opened, once per runtime.
+        # Where MCP servers are opened, once per runtime: those that programs declare,
+        # and the `standing` ones every program may use.
         self.sources = sources
+        self.standing = standing
         self.store = store
         self.policy = policy
         self._own_scheduler = scheduler
@@ -160,16 +164,21 @@ class Runtime:
                 self.store.save(final)
 
     async def tools_for(self, program: Program) -> ToolRegistry:
-        """The runtime's tools, plus the tools of the MCP servers `program` declares
-        (each server opened once per runtime, on first use)."""
-        if not program.mcp_servers:
+        """The runtime's tools, plus those of its standing MCP servers and of the ones
+        `program` declares (each opened once per runtime, again if it died)."""
+        if not program.mcp_servers and self.standing is None:
             return self.tools
         if self.sources is None:
             raise ToolError(
-                f"program '{program.name}' declares mcp_servers, which need a runtime that "
+                f"program '{program.name}' uses MCP servers, which need a runtime that "
                 "can open them: use `Runtime.open(...)` or pass `sources=`"
             )
-        tool_sets = await self.sources.connect_all(
+        tool_sets = []
+        if self.standing is not None:
+            tool_sets += await self.sources.connect_all(
+                self.standing.declared, base_dir=self.standing.base_dir
+            )
+        tool_sets += await self.sources.connect_all(
             program.mcp_servers, base_dir=spec_folder(program)
         )
         return self.tools.with_sources(tool_sets)

@@ -18,6 +18,7 @@ from taskloom.serve.manager import RunManager
 from taskloom.serve.metrics import MeteredBackend, ServeMetrics
 from taskloom.tools.registry import ImportPolicy, Tool, ToolRegistry, default_registry
 from taskloom.tools.sources import SourceConnections, SourceUnavailable, ToolSet
+from taskloom.tools.sources.declared import StandingSources
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,14 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
         async with open_backend(
             config.backend, model=config.model, base_url=config.base_url
         ) as engine, SourceConnections.open() as sources:
+            # Opened now, so that a server that cannot start stops the start, and its
+            # tools check the specs sent in; each run asks the pool again (and a server
+            # that died is started again).
             tools = server_tools(config).with_sources(await _mcp_tool_sets(config, sources))
+            standing = StandingSources(config.mcp_servers, config.mcp_config_dir)
             runtime = Runtime(MeteredBackend(engine, metrics), tools=tools, store=store,
-                              policy=config.policy or DEFAULT_POLICY, sources=sources)
+                              policy=config.policy or DEFAULT_POLICY, sources=sources,
+                              standing=standing if config.mcp_servers else None)
             metrics.watch(store.counts, runtime.schedulers)
             manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
             async with manager:

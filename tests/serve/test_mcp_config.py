@@ -49,6 +49,19 @@ def test_config_servers_serve_specs_and_a_specs_own_server_is_422(
     assert "--mcp-config" in error
 
 
+def test_a_config_server_that_died_is_started_again_for_the_next_run(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server("--mcp-config", str(_config(tmp_path)))
+    with Client(server.url) as client:
+        crash = "name: c\nnodes:\n  boom: {kind: tool, tool: t.crash}\n"
+        crashed = client.wait(client.submit(spec=crash))
+        again = client.wait(client.submit(spec=USES_CONFIG_SERVER))
+    assert crashed["status"] == "failed"
+    assert "connection to its server closed" in crashed["nodes"]["boom"]["error"]
+    assert again["status"] == "succeeded", again
+
+
 def test_a_bad_mcp_config_stops_the_start_with_one_line(tmp_path: Path) -> None:
     # Checked by the command before anything binds a port.
     path = tmp_path / "mcp.yaml"

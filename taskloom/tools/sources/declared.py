@@ -14,6 +14,15 @@ from taskloom.tools.sources.connections import SourceConnections
 
 
 @dataclass(frozen=True)
+class StandingSources:
+    """Sources a runtime offers to every program (`serve --mcp-config`), declared in a
+    file in `base_dir`."""
+
+    declared: Mapping[str, Any]
+    base_dir: Path | None = None
+
+
+@dataclass(frozen=True)
 class ReachedSources:
     """The tools of each source reached, and why each other one was not."""
 
