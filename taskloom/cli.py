@@ -25,6 +25,7 @@ from taskloom.cli_budget import (
 )
 from taskloom.cli_engine import DtypeOpt, EngineStart, engine_start
 from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url, with_engines
+from taskloom.cli_mcp import mcp, with_declared_servers
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
 from taskloom.cli_serve import register_commands
 from taskloom.errors import (
@@ -114,10 +115,15 @@ def _registry(
     return default_registry(root=tools_root, allowed_hosts=allow_host or (), import_policy=policy)
 
 
-def _check(spec: Path, tools: ToolRegistry) -> TaskGraph:
-    """Load and compile, or print located errors and exit 1."""
+def _check(spec: Path, tools: ToolRegistry, *, reach: bool = False, offline: bool = False
+           ) -> TaskGraph:
+    """Load and compile, or print located errors and exit 1. `reach`: list the tools of
+    the spec's MCP servers and check against them (else they are checked at run time)."""
     try:
         program = load(spec)
+        tools, notes = with_declared_servers(program, tools, reach=reach, offline=offline)
+        for line in notes:
+            typer.echo(line)
         return compile_program(program, tools)
     except (SpecError, SpecErrors) as exc:
         errors = exc.errors if isinstance(exc, SpecErrors) else [exc]
@@ -157,13 +163,18 @@ def validate(
     tools_root: ToolsRootOpt = Path("."),
     allow_host: AllowHostOpt = None,
     allow_import: AllowImportOpt = None,
+    offline: Annotated[bool, typer.Option(
+        help="Skip the MCP servers that cannot be reached (and say so) instead of failing."
+    )] = False,
 ) -> None:
     """Check a spec without running it.
 
     Exits 0 and prints a summary of the graph (nodes, edges, widest parallel level,
-    critical path); on any error exits 1 and prints FILE:LINE:COL: message, with a hint.
+    critical path) and the tools of each MCP server it declares; on any error exits 1
+    and prints FILE:LINE:COL: message, with a hint.
     """
-    graph = _check(spec, _registry(spec, tools_root, allow_host, allow_import))
+    graph = _check(spec, _registry(spec, tools_root, allow_host, allow_import),
+                   reach=True, offline=offline)
     typer.echo(f"{spec}: ok — {graph.program.name}")
     typer.echo(describe(graph.stats))
 
@@ -261,6 +272,9 @@ def run(
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
         raise typer.Exit(ExitCode.ENGINE_ERROR) from None
+    except (SpecError, SpecErrors, ToolError) as exc:  # found once its MCP servers opened
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(ExitCode.SPEC_ERROR) from None
     if result is None:
         typer.echo("cancelled before the run started", err=True)
         raise typer.Exit(ExitCode.CANCELLED)
@@ -408,6 +422,7 @@ def graph(
 
 
 register_commands(app)  # serve, submit, runs, show, cancel, resume
+app.command()(mcp)
 
 
 def main() -> None:

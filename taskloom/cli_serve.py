@@ -33,6 +33,7 @@ from taskloom.cli_runs import (
     show,
 )
 from taskloom.client import Client, ServerError
+from taskloom.program.mcp_servers import read_mcp_config
 from taskloom.serve.config import Limits, ServeConfig, ServeConfigError, keys_from_env
 from taskloom.serve.services import tool_module
 
@@ -79,6 +80,10 @@ def serve(
     tools: Annotated[list[str] | None, typer.Option(
         "--tools", help="A Python module whose @tool functions the server registers "
         "(repeatable); specs refer to them by name.")] = None,
+    mcp_config: Annotated[Path | None, typer.Option(
+        "--mcp-config", help="A YAML file with `mcp_servers:` (as in a spec): the MCP "
+        "servers the server opens at start, whose tools every spec may call as "
+        "NAME.TOOL. Specs sent over HTTP may not declare their own.")] = None,
     max_runs_in_flight: Annotated[int, typer.Option(
         min=1, help="Runs one tenant may have in flight.")] = _LIMITS.max_runs_in_flight,
     max_spec_bytes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_spec_bytes,
@@ -93,6 +98,10 @@ def serve(
     Runs survive a crash: each finished node is in the store, and a restarted server
     resumes the runs that were running. API docs at /docs."""
     backend = engines_backend(backend, base_url, engine_urls)
+    try:
+        servers = read_mcp_config(mcp_config).mcp_servers if mcp_config else {}
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     config = ServeConfig(
         host=host, port=port, backend=backend, model=model, base_url=base_url, policy=policy,
         engines=tuple(engine_urls or ()),
@@ -101,6 +110,7 @@ def serve(
         allow_import_tools=allow_import_tools, allow_import=tuple(allow_import or ()),
         tools_root=tools_root,
         allow_hosts=tuple(allow_host or ()), tool_modules=tuple(tools or ()),
+        mcp_servers=servers, mcp_config_dir=mcp_config.parent.resolve() if mcp_config else None,
         limits=Limits(max_spec_bytes=max_spec_bytes, max_input_bytes=max_input_bytes,
                       max_nodes=max_nodes, max_runs_in_flight=max_runs_in_flight),
         budget=budget_from_options(budget), prices=prices_from_option(prices),

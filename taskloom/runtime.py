@@ -9,6 +9,7 @@ import functools
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,6 +17,7 @@ import anyio
 from taskloom.backends.base import Backend
 from taskloom.backends.engine_pool import EnginePool, open_engines
 from taskloom.backends.factory import BackendName, BackendSettingsError, open_backend
+from taskloom.errors import ToolError
 from taskloom.orchestrator.budget_meter import BudgetMeter
 from taskloom.orchestrator.certainty import CertaintyAllocator, CertaintyAwareScheduler
 from taskloom.orchestrator.compile import compile_program
@@ -37,6 +39,8 @@ from taskloom.program.load import loads
 from taskloom.program.models import Program
 from taskloom.runtime_engines import with_engines_report
 from taskloom.tools.registry import ToolRegistry, default_registry
+from taskloom.tools.sources import SourceConnections
+from taskloom.tools.sources.declared import StandingSources
 
 for _kind in (LLMKind(), ToolKind(), MapKind(), PlanKind()):
     node_kinds.register(_kind)
@@ -66,12 +70,18 @@ class Runtime:
         sample_slots: int | None = None,
         budget: Budget | None = None,
         prices: PriceTable | None = None,
+        sources: SourceConnections | None = None,
+        standing: StandingSources | None = None,
     ) -> None:
         self.engines = backend if isinstance(backend, EnginePool) else None
         self.backend = backend.backends[0] if isinstance(backend, EnginePool) else backend
         self.budget = budget
         self.prices = prices
         self.tools = tools if tools is not None else default_registry()
+        # Where MCP servers are opened, once per runtime: those that programs declare,
+        # and the `standing` ones every program may use.
+        self.sources = sources
+        self.standing = standing
         self.store = store
         self.policy = policy
         self._own_scheduler = scheduler
@@ -101,21 +111,25 @@ class Runtime:
 
         `sample_slots`: see `shared_sample_pool`; None leaves each self-consistency
         node sampling on its own. `engines`: the URLs of several OpenAI-compatible
-        servers ("openai" only, instead of `base_url`), opened as one `EnginePool`."""
+        servers ("openai" only, instead of `base_url`), opened as one `EnginePool`. The
+        MCP servers programs declare are opened as first needed and closed with the
+        runtime."""
         if engines:
             if backend != BackendName.OPENAI or base_url:
                 raise BackendSettingsError("engines= are OpenAI-compatible servers: use "
                                            "backend 'openai' and no base_url")
-            async with open_engines(engines, model=model, **backend_options) as pool:
+            async with open_engines(engines, model=model, **backend_options) as pool, \
+                    SourceConnections.open() as sources:
                 yield cls(pool, tools=tools, store=store, policy=policy,
-                          sample_slots=sample_slots, budget=budget, prices=prices)
+                          sample_slots=sample_slots, budget=budget, prices=prices,
+                          sources=sources)
             return
         async with open_backend(
             backend, model=model, base_url=base_url, **backend_options
-        ) as engine:
+        ) as engine, SourceConnections.open() as sources:
             yield cls(
                 engine, tools=tools, store=store, policy=policy, sample_slots=sample_slots,
-                budget=budget, prices=prices,
+                budget=budget, prices=prices, sources=sources,
             )
 
     def scheduler_for(self, policy: str) -> Scheduler:
@@ -166,7 +180,8 @@ class Runtime:
         says which limit. A model missing from the runtime's price table raises
         `PriceError` before anything runs.
         """
-        graph = compile_program(program, self.tools)
+        tools = await self.tools_for(program)
+        graph = compile_program(program, tools)
         resolved = resolve_inputs(program, inputs or {})  # refuse bad inputs before starting
         prices = self._prices_for(program)
         limits = tightest([self.budget, program.budget, budget])
@@ -181,7 +196,7 @@ class Runtime:
             self.store.begin(run_id, program, resolved, chosen)
             checkpoint = functools.partial(self.store.checkpoint, run_id)
         executor = Executor(
-            graph, scheduler=scheduler, tools=self.tools, run_id=run_id, on_event=on_event,
+            graph, scheduler=scheduler, tools=tools, run_id=run_id, on_event=on_event,
             checkpoint=checkpoint, restored=restored, meter=meter, prices=prices,
         )
         result: RunResult | None = None
@@ -201,6 +216,26 @@ class Runtime:
         prices = self.prices.for_engine(getattr(self.backend, "model", None) or None)
         prices.check(models_called(program))
         return prices
+
+    async def tools_for(self, program: Program) -> ToolRegistry:
+        """The runtime's tools, plus those of its standing MCP servers and of the ones
+        `program` declares (each opened once per runtime, again if it died)."""
+        if not program.mcp_servers and self.standing is None:
+            return self.tools
+        if self.sources is None:
+            raise ToolError(
+                f"program '{program.name}' uses MCP servers, which need a runtime that "
+                "can open them: use `Runtime.open(...)` or pass `sources=`"
+            )
+        tool_sets = []
+        if self.standing is not None:
+            tool_sets += await self.sources.connect_all(
+                self.standing.declared, base_dir=self.standing.base_dir
+            )
+        tool_sets += await self.sources.connect_all(
+            program.mcp_servers, base_dir=spec_folder(program)
+        )
+        return self.tools.with_sources(tool_sets)
 
     async def resume(
         self,
@@ -277,6 +312,14 @@ async def _stop_after_wall_limit(meter: BudgetMeter, wall_s: float) -> None:
     meter.wall_time_up(anyio.current_time() - started)
 
 
+def spec_folder(program: Program) -> Path | None:
+    """The folder of the file `program` was loaded from (where its stdio MCP servers
+    start), if it came from one."""
+    source = getattr(program, "_source", None)
+    path = Path(getattr(source, "file", "") or "")
+    return path.parent.resolve() if path.name and path.is_file() else None
+
+
 def shared_sample_pool(scheduler: Scheduler, slots: int | None) -> Scheduler:
     """`scheduler`, with `slots` sample slots shared by every self-consistency node it
     serves (a `CertaintyAllocator`: gang admission, certainty-driven reallocation,
@@ -301,9 +344,10 @@ async def run_program(
     """Run one program; open (and close) the backend when given by name. The policy is
     `policy`, else the program's own, else the default."""
     if not isinstance(backend, str):
-        return await Runtime(backend, tools=tools).run(
-            program, inputs, policy=policy, timeout=timeout, budget=budget
-        )
+        async with SourceConnections.open() as sources:
+            return await Runtime(backend, tools=tools, sources=sources).run(
+                program, inputs, policy=policy, timeout=timeout, budget=budget
+            )
     async with Runtime.open(backend, model=model, base_url=base_url, tools=tools) as runtime:
         return await runtime.run(program, inputs, policy=policy, timeout=timeout, budget=budget)
 

@@ -28,6 +28,7 @@ from pydantic import (
 
 from taskloom.program.budget import Budget
 from taskloom.program.kinds import NodeSpec
+from taskloom.program.mcp_servers import McpServerSpec, check_server_names
 from taskloom.program.schemas import check_schema
 from taskloom.program.spec_model import NodeBase, SpecModel
 
@@ -282,6 +283,8 @@ class Program(SpecModel):
     policy: str | None = None
     # Hard limits on each run of this program (see `taskloom.program.budget`).
     budget: Budget | None = None
+    # MCP servers whose tools nodes call as NAME.TOOL (see `taskloom.program.mcp_servers`).
+    mcp_servers: dict[str, McpServerSpec] = Field(default_factory=dict)
 
     # Where each value came from in the spec file; None for programs built in Python.
     _source: Any = PrivateAttr(default=None)
@@ -298,6 +301,8 @@ class Program(SpecModel):
             if node_id in RESERVED_NAMES:
                 raise ValueError(f"node id '{node_id}' is reserved; pick another name")
         return nodes
+
+    _mcp_server_names = field_validator("mcp_servers")(check_server_names)
 
     def __eq__(self, other: object) -> bool:
         # Where a program was written down is not part of what it is.

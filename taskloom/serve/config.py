@@ -6,6 +6,7 @@ import hashlib
 import ipaddress
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,10 @@ class ServeConfig:
     allow_hosts: tuple[str, ...] = ()
     # Python modules whose `@tool` functions the server registers (named by the operator).
     tool_modules: tuple[str, ...] = ()
+    # MCP servers (`--mcp-config`) opened at start; specs call their tools as NAME.TOOL.
+    # A stdio server starts in `mcp_config_dir`, the folder of the config file.
+    mcp_servers: Mapping[str, Any] = field(default_factory=dict)
+    mcp_config_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
     # A cap on every run (`--budget`): a run's own budget can only tighten it.
     budget: Budget | None = None

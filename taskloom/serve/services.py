@@ -19,6 +19,8 @@ from taskloom.serve.config import ServeConfig, ServeConfigError
 from taskloom.serve.manager import RunManager
 from taskloom.serve.metrics import MeteredBackend, ServeMetrics
 from taskloom.tools.registry import ImportPolicy, Tool, ToolRegistry, default_registry
+from taskloom.tools.sources import SourceConnections, SourceUnavailable, ToolSet
+from taskloom.tools.sources.declared import StandingSources
 
 
 @dataclass(frozen=True)
@@ -34,11 +36,18 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
     metrics = ServeMetrics()
     store = RunStore(config.store)
     try:
-        async with _open_engines(config, metrics) as engines:
+        async with _open_engines(config, metrics) as engines, \
+                SourceConnections.open() as sources:
+            # Opened now, so that a server that cannot start stops the start, and its
+            # tools check the specs sent in; each run asks the pool again (and a server
+            # that died is started again).
+            tools = server_tools(config).with_sources(await _mcp_tool_sets(config, sources))
+            standing = StandingSources(config.mcp_servers, config.mcp_config_dir)
             prices = config.prices and config.prices.for_engine(config.model)
-            runtime = Runtime(engines, tools=server_tools(config), store=store,
+            runtime = Runtime(engines, tools=tools, store=store,
                               policy=config.policy or DEFAULT_POLICY,
-                              budget=config.budget, prices=prices)
+                              budget=config.budget, prices=prices, sources=sources,
+                              standing=standing if config.mcp_servers else None)
             metrics.watch(store.counts, runtime.schedulers)
             manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
             async with manager:
@@ -77,6 +86,14 @@ def server_tools(config: ServeConfig) -> ToolRegistry:
         for found in _tools_in(vars(tool_module(module_name)).values()):
             tools.register(found)
     return tools
+
+
+async def _mcp_tool_sets(config: ServeConfig, sources: SourceConnections) -> list[ToolSet]:
+    """The `--mcp-config` servers, opened for the server's whole life."""
+    try:
+        return await sources.connect_all(config.mcp_servers, base_dir=config.mcp_config_dir)
+    except SourceUnavailable as exc:
+        raise ServeConfigError(f"--mcp-config: {exc}") from None
 
 
 def tool_module(name: str) -> ModuleType:

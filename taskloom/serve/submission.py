@@ -120,15 +120,31 @@ def _compiled(
         if len(program.nodes) > limits.max_nodes:
             raise Refusal(413, f"the program has {len(program.nodes)} nodes; this server "
                                f"runs at most {limits.max_nodes}")
+        refused = list(mcp_server_errors(program))
         if not allow_import_tools:
-            refused = list(import_tool_errors(program))
-            if refused:
-                raise SpecErrors(refused)
+            refused.extend(import_tool_errors(program))
+        if refused:
+            raise SpecErrors(refused)
         compile_program(program, tools)
     except (SpecError, SpecErrors) as exc:
         errors = exc.errors if isinstance(exc, SpecErrors) else [exc]
         raise Refusal(422, "the spec has errors", [e.render() for e in errors]) from None
     return program
+
+
+def mcp_server_errors(program: Program) -> Iterator[SpecError]:
+    """A located error for each MCP server the spec declares: over the network, a spec
+    may use only the servers of the server's own `--mcp-config`."""
+    source = getattr(program, "_source", None)
+    for name in program.mcp_servers:
+        yield SpecError(
+            f"MCP server '{name}' is declared by the spec, which specs sent to this server "
+            "may not do (a declared server is a command this machine would run, or a URL "
+            "it would call)",
+            location=source.locate(("mcp_servers", name)) if source else None,
+            hint="use the tools of the server's own MCP servers (started with "
+                 "--mcp-config) as NAME.TOOL",
+        )
 
 
 def import_tool_errors(program: Program) -> Iterator[SpecError]:

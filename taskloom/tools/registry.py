@@ -8,6 +8,7 @@ them from the registry.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from taskloom.tools.builtin import (
     sqlite_query_tool,
 )
 from taskloom.tools.import_policy import ImportPolicy, ImportRefused, ToolNotFound, import_tool
+from taskloom.tools.sources.base import ToolSet, unchecked_tool
 from taskloom.tools.tool import Tool, tool
 
 __all__ = [
@@ -51,6 +53,8 @@ class ToolRegistry:
         self.import_policy = import_policy if import_policy is not None else ImportPolicy()
         # Failures are kept too, so asking twice never runs a module's import twice.
         self._imported: dict[str, Tool | ToolError] = {}
+        # Open tool sources (MCP servers), whose tools are named SOURCE.TOOL.
+        self._sources: dict[str, ToolSet] = {}
         for each in tools:
             self.register(each)
 
@@ -73,9 +77,17 @@ class ToolRegistry:
             return self._tools[name]
         if ":" in name:
             return self._get_imported(name)
-        closest = closest_name(name, self._tools)
-        hint = did_you_mean(name, self._tools)
-        known = ", ".join(sorted(self._tools)) or "none"
+        source, dot, tool_name = name.partition(".")
+        if dot and source in self._sources:
+            tool_set = self._sources[source]
+            if tool_name in tool_set.tools:
+                return tool_set.tools[tool_name]
+            if not tool_set.complete:
+                return unchecked_tool(name, tool_set.unreachable or "its server was not reached")
+        names = self.names()
+        closest = closest_name(name, names)
+        hint = did_you_mean(name, names)
+        known = ", ".join(names) or "none"
         raise ToolNotFound(
             f"unknown tool '{name}'; {hint or f'registered tools: {known}'}",
             name=name,
@@ -92,15 +104,28 @@ class ToolRegistry:
         return True
 
     def names(self) -> list[str]:
-        """Registered tool names, sorted; imported `module:function` tools are not listed."""
-        return sorted(self._tools)
+        """Registered tool names and the sources' SOURCE.TOOL names, sorted; imported
+        `module:function` tools are not listed."""
+        from_sources = [n for s in self._sources.values() for n in s.qualified_names()]
+        return sorted([*self._tools, *from_sources])
 
     def schemas(self) -> list[dict[str, Any]]:
-        """One `{"name", "description", "parameters"}` entry per registered tool, for planners."""
+        """One `{"name", "description", "parameters"}` entry per listed tool, for planners."""
         return [
             {"name": t.name, "description": t.description, "parameters": t.input_schema}
-            for t in (self._tools[name] for name in self.names())
+            for t in (self.get(name) for name in self.names())
         ]
+
+    def with_sources(self, tool_sets: Iterable[ToolSet]) -> ToolRegistry:
+        """This registry plus the tools of `tool_sets` (a source named again replaces
+        the earlier one). Registered and imported tools are shared, not copied."""
+        view = copy.copy(self)
+        view._sources = {**self._sources, **{each.source: each for each in tool_sets}}
+        return view
+
+    def tool_sets(self) -> list[ToolSet]:
+        """The open sources this registry calls into, by name."""
+        return [self._sources[name] for name in sorted(self._sources)]
 
     def _get_imported(self, reference: str) -> Tool:
         if reference not in self._imported:
