@@ -30,6 +30,7 @@ from taskloom.orchestrator.store import RunNotFound, RunStore
 from taskloom.planners.kind import PlanKind
 from taskloom.program.load import loads
 from taskloom.program.models import Program
+from taskloom.telemetry import NO_TRACER, Tracer, open_tracer
 from taskloom.tools.registry import ToolRegistry, default_registry
 
 for _kind in (LLMKind(), ToolKind(), MapKind(), PlanKind()):
@@ -42,7 +43,8 @@ class Runtime:
     Which scheduling policy a run uses: `run(policy=...)`, else the program's own
     `policy:`, else the runtime's `policy` (default `plas`). Each policy gets one
     scheduler over the backend, shared by every run that uses it. A runtime built around
-    your own `scheduler` sends every run through that one.
+    your own `scheduler` sends every run through that one. `tracer` records each run as
+    OpenTelemetry spans (see `taskloom.telemetry`); the caller closes it.
     """
 
     def __init__(
@@ -54,8 +56,10 @@ class Runtime:
         policy: str = DEFAULT_POLICY,
         store: RunStore | None = None,
         sample_slots: int | None = None,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self.backend = backend
+        self.tracer = tracer
         self.tools = tools if tools is not None else default_registry()
         self.store = store
         self.policy = policy
@@ -77,18 +81,26 @@ class Runtime:
         store: RunStore | None = None,
         policy: str = DEFAULT_POLICY,
         sample_slots: int | None = None,
+        trace: bool | None = None,
         **backend_options: Any,
     ) -> AsyncIterator[Runtime]:
         """Open the backend by name, and close it when the block ends.
 
         `sample_slots`: see `shared_sample_pool`; None leaves each self-consistency
-        node sampling on its own."""
+        node sampling on its own. `trace`: send every run's spans over OTLP/HTTP (to
+        OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4318); None: only when that variable
+        is set."""
         async with open_backend(
             backend, model=model, base_url=base_url, **backend_options
         ) as engine:
-            yield cls(
-                engine, tools=tools, store=store, policy=policy, sample_slots=sample_slots
-            )
+            tracer = open_tracer(trace, default_model=model or _model_of(engine))
+            try:
+                yield cls(
+                    engine, tools=tools, store=store, policy=policy,
+                    sample_slots=sample_slots, tracer=tracer,
+                )
+            finally:
+                tracer.close()
 
     def scheduler_for(self, policy: str) -> Scheduler:
         """The scheduler of `policy` over this runtime's backend (made once)."""
@@ -139,7 +151,7 @@ class Runtime:
             checkpoint = functools.partial(self.store.checkpoint, run_id)
         executor = Executor(
             graph, scheduler=scheduler, tools=self.tools, run_id=run_id, on_event=on_event,
-            checkpoint=checkpoint, restored=restored,
+            checkpoint=checkpoint, restored=restored, tracer=self.tracer,
         )
         result: RunResult | None = None
         try:
@@ -203,6 +215,12 @@ async def _run_until_stopped(
     if finished:
         return finished[0]
     return executor.snapshot(RunStatus.CANCELLED, reason or "run cancelled")
+
+
+def _model_of(engine: Backend) -> str | None:
+    """The model an engine serves, where it says (the embedded engine's folder)."""
+    model = getattr(engine, "model", None)
+    return model if isinstance(model, str) and model else None
 
 
 def shared_sample_pool(scheduler: Scheduler, slots: int | None) -> Scheduler:

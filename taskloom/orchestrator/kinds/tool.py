@@ -61,4 +61,8 @@ class ToolKind(NodeKind[ToolNode]):
         self, node: ToolNode, context: Mapping[str, Any], env: NodeEnvironment, ledger: CallLedger
     ) -> Any:
         tool = env.tools.get(node.tool)
-        return await tool.call(await render_off_loop(render_value, node.args, context))
+        args = await render_off_loop(render_value, node.args, context)
+        if env.tracer.enabled:
+            with env.tracer.tool_call(tool.name, env.node_id):
+                return await tool.call(args)
+        return await tool.call(args)

@@ -39,6 +39,7 @@ from taskloom.orchestrator.scheduler.balancer import (
     RouteRequest,
     estimate_prompt_tokens,
 )
+from taskloom.orchestrator.scheduler.call_reports import CallWatch
 from taskloom.orchestrator.scheduler.failover import Failover
 from taskloom.orchestrator.scheduler.policies import (
     CallSnapshot,
@@ -115,6 +116,7 @@ class ProgramAwareScheduler:
         self._last_starvation_scan_s = -math.inf
         self._failover = Failover(self._engines, self.table)
         self._preemptions = self._demotions = self._promotions = 0
+        self.call_watch = CallWatch([backend.name for backend in backends])
 
     # ----- the Scheduler seam -----
 
@@ -222,6 +224,7 @@ class ProgramAwareScheduler:
         """Take a call out of the queue or off its engine, and account it."""
         if call.state is CallState.DONE:
             return
+        self.call_watch.ended(call, now, self.policy.multi_level)
         if call.state is CallState.QUEUED:
             self._queue.remove(call)
             self._account_wait(call, now)
@@ -408,6 +411,7 @@ class ProgramAwareScheduler:
         assert call.engine is not None
         self._engines[call.engine].tally.preemptions += 1
         self._preemptions += 1
+        call.preemptions += 1
         self._stop_attempt(call, now)
         call.state = CallState.QUEUED
         call.turn = anyio.Event()

@@ -53,6 +53,7 @@ class ScheduledCall:
     prompt_tokens: int | None = None
     cached_prompt_tokens: int = 0
     failed_on: set[int] = field(default_factory=set)
+    preemptions: int = 0
     error: BaseException | None = None
 
     @property
