@@ -210,6 +210,10 @@ def run(
             "on its own.")
     ] = None,
     dtype: DtypeOpt = None,
+    trace: Annotated[bool, typer.Option(
+        "--trace", help="Send the run's OpenTelemetry spans over OTLP/HTTP to "
+        "$OTEL_EXPORTER_OTLP_ENDPOINT (else localhost:4318); on whenever that is set.")
+    ] = False,
 ) -> None:
     """Run a spec and print its outputs.
 
@@ -238,7 +242,7 @@ def run(
     try:
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
-            store, json_out, tools, policy, sample_slots, engine,
+            store, json_out, tools, policy, sample_slots, engine, trace or None,
         )
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
@@ -283,6 +287,7 @@ async def _run_interruptibly(
     policy: str,
     sample_slots: int | None,
     engine: EngineStart,
+    trace: bool | None,
 ) -> RunResult | None:
     """Run with Ctrl-C turned into a clean cancellation: in-flight engine requests are
     aborted and the partial result is returned rather than lost."""
@@ -305,7 +310,8 @@ async def _run_interruptibly(
             progress.note(engine.note)
             async with Runtime.open(
                 backend, model=model, base_url=base_url, tools=tools,
-                store=store, policy=policy, sample_slots=sample_slots, **engine.options,
+                store=store, policy=policy, sample_slots=sample_slots, trace=trace,
+                **engine.options,
             ) as runtime:
                 progress.note("running")
                 running = True

@@ -74,6 +74,10 @@ def serve(
     max_spec_bytes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_spec_bytes,
     max_input_bytes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_input_bytes,
     max_nodes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_nodes,
+    trace: Annotated[bool, typer.Option(
+        "--trace", help="Send every run's OpenTelemetry spans over OTLP/HTTP to "
+        "$OTEL_EXPORTER_OTLP_ENDPOINT (else localhost:4318); on whenever that is set.")
+    ] = False,
 ) -> None:
     """Serve programs over HTTP: one engine and one scheduler for every client's runs.
 
@@ -87,6 +91,7 @@ def serve(
         allow_hosts=tuple(allow_host or ()), tool_modules=tuple(tools or ()),
         limits=Limits(max_spec_bytes=max_spec_bytes, max_input_bytes=max_input_bytes,
                       max_nodes=max_nodes, max_runs_in_flight=max_runs_in_flight),
+        trace=trace or None,
     )
     try:
         check_base_url(backend_name(backend), base_url)

@@ -30,7 +30,7 @@ from taskloom.orchestrator.store import RunNotFound, RunStore
 from taskloom.planners.kind import PlanKind
 from taskloom.program.load import loads
 from taskloom.program.models import Program
-from taskloom.telemetry import NO_TRACER, Tracer, open_tracer
+from taskloom.telemetry import NO_TRACER, Tracer, open_tracer, served_model
 from taskloom.tools.registry import ToolRegistry, default_registry
 
 for _kind in (LLMKind(), ToolKind(), MapKind(), PlanKind()):
@@ -93,7 +93,7 @@ class Runtime:
         async with open_backend(
             backend, model=model, base_url=base_url, **backend_options
         ) as engine:
-            tracer = open_tracer(trace, default_model=model or _model_of(engine))
+            tracer = open_tracer(trace, default_model=model or served_model(engine))
             try:
                 yield cls(
                     engine, tools=tools, store=store, policy=policy,
@@ -215,12 +215,6 @@ async def _run_until_stopped(
     if finished:
         return finished[0]
     return executor.snapshot(RunStatus.CANCELLED, reason or "run cancelled")
-
-
-def _model_of(engine: Backend) -> str | None:
-    """The model an engine serves, where it says (the embedded engine's folder)."""
-    model = getattr(engine, "model", None)
-    return model if isinstance(model, str) and model else None
 
 
 def shared_sample_pool(scheduler: Scheduler, slots: int | None) -> Scheduler:

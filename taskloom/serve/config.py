@@ -53,6 +53,9 @@ class ServeConfig:
     # Python modules whose `@tool` functions the server registers (named by the operator).
     tool_modules: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    # OpenTelemetry spans of every run: True, False, or None for "if the OTLP endpoint
+    # variable is set" (see taskloom.telemetry.setup).
+    trace: bool | None = None
 
     def check(self) -> None:
         """Refuse to serve the network unguarded, and a `--specs` that is not a folder."""

@@ -16,6 +16,7 @@ from taskloom.runtime import Runtime
 from taskloom.serve.config import ServeConfig, ServeConfigError
 from taskloom.serve.manager import RunManager
 from taskloom.serve.metrics import MeteredBackend, ServeMetrics
+from taskloom.telemetry import open_tracer, served_model
 from taskloom.tools.registry import ImportPolicy, Tool, ToolRegistry, default_registry
 
 
@@ -35,12 +36,17 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
         async with open_backend(
             config.backend, model=config.model, base_url=config.base_url
         ) as engine:
+            tracer = open_tracer(config.trace, default_model=config.model or served_model(engine))
             runtime = Runtime(MeteredBackend(engine, metrics), tools=server_tools(config),
-                              store=store, policy=config.policy or DEFAULT_POLICY)
+                              store=store, policy=config.policy or DEFAULT_POLICY,
+                              tracer=tracer)
             metrics.watch(store.counts, runtime.schedulers)
             manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
-            async with manager:
-                yield Services(runtime, store, manager, metrics)
+            try:
+                async with manager:
+                    yield Services(runtime, store, manager, metrics)
+            finally:
+                tracer.close()
     finally:
         store.close()
 

@@ -4,7 +4,7 @@ Only the seam is imported here; the OpenTelemetry SDK is imported when a tracer 
 opened (`open_tracer`), so a run without tracing never loads it.
 """
 
-from taskloom.telemetry.setup import open_tracer, tracing_requested
+from taskloom.telemetry.setup import open_tracer, served_model, tracing_requested
 from taskloom.telemetry.tracer import NO_TRACER, NoTracer, RunTrace, TaskTrace, Tracer
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "TaskTrace",
     "Tracer",
     "open_tracer",
+    "served_model",
     "tracing_requested",
 ]

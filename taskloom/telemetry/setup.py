@@ -17,6 +17,12 @@ def tracing_requested(trace: bool | None) -> bool:
     return any(os.environ.get(name) for name in ENDPOINT_VARIABLES)
 
 
+def served_model(engine: object) -> str | None:
+    """The model an engine serves, where it says (the embedded engine's folder)."""
+    model = getattr(engine, "model", None)
+    return model if isinstance(model, str) and model else None
+
+
 def open_tracer(
     trace: bool | None = None, *, endpoint: str | None = None, default_model: str | None = None
 ) -> Tracer:
