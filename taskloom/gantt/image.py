@@ -15,8 +15,8 @@ def draw_image(chart: GanttChart, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
+    import matplotlib.pyplot as plt  # lazy, as above
+    from matplotlib.patches import Patch  # lazy, as above
 
     rows = chart.rows
     height = max(2.5, 1.4 + ROW_INCHES * len(rows))

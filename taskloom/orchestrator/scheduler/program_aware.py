@@ -272,9 +272,7 @@ class ProgramAwareScheduler:
         now = self._clock()
         if call.state is CallState.RUNNING and call.epoch == epoch:
             self._stop_attempt(call, now)
-            call.state = CallState.QUEUED
-            call.turn = anyio.Event()
-            call.queued_since_s = now
+            call.wait_again(now)
             self._queue.push(call, call.position())
         self._failover.call_failed(call, engine)
         if call.state is CallState.QUEUED and not self._failover.has_engine_to_try(call):
@@ -413,9 +411,7 @@ class ProgramAwareScheduler:
         self._preemptions += 1
         call.preemptions += 1
         self._stop_attempt(call, now)
-        call.state = CallState.QUEUED
-        call.turn = anyio.Event()
-        call.queued_since_s = now
+        call.wait_again(now)
         # It keeps its place in its level: it was there before the call that displaced it.
         self._queue.push(call, call.position())
 

@@ -76,6 +76,13 @@ class ScheduledCall:
         """Started at this very instant and has produced nothing yet."""
         return self.attempt_started_s == now_s and self.attempt_chunks == 0
 
+    def wait_again(self, now_s: float) -> None:
+        """Queued again from `now_s` (preempted, or its engine failed it), with a
+        fresh event for its next turn."""
+        self.state = CallState.QUEUED
+        self.turn = anyio.Event()
+        self.queued_since_s = now_s
+
     def position(self) -> QueuePosition:
         return QueuePosition(self.level, self.rank, self.entered_level_s, self.tie_break)
 
