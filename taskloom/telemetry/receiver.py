@@ -71,10 +71,11 @@ def attribute_values(span: Span) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for attribute in span.attributes:
         kind = attribute.value.WhichOneof("value")
-        value = getattr(attribute.value, kind) if kind else None
         if kind == "array_value":
-            value = [getattr(v, v.WhichOneof("value")) for v in value.values]
-        values[attribute.key] = value
+            items = attribute.value.array_value.values
+            values[attribute.key] = [getattr(v, str(v.WhichOneof("value"))) for v in items]
+        else:
+            values[attribute.key] = getattr(attribute.value, kind) if kind else None
     return values
 
 
