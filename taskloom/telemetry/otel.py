@@ -84,10 +84,12 @@ class OtelTracer:
             try:
                 yield trace
             except Exception as exc:
+                trace.done = True
+                span.set_attribute(a.RUN_STATUS, RunStatus.FAILED.value)
                 _failed(span, exc)
                 raise
             finally:
-                if not trace.done:
+                if not trace.done:  # left by a cancellation (a timeout, Ctrl-C, a cancel)
                     span.set_attribute(a.RUN_STATUS, RunStatus.CANCELLED.value)
 
     @contextmanager

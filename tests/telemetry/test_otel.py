@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+from trio.testing import MockClock
 
 from taskloom.backends.base import GenerateRequest
 from taskloom.backends.scripted import ScriptedBackend
@@ -195,3 +197,28 @@ async def test_tracing_changes_no_result(exporter: InMemorySpanExporter) -> None
     assert {n: (r.status, r.output) for n, r in traced.nodes.items()} == {
         n: (r.status, r.output) for n, r in plain.nodes.items()
     }
+
+
+def test_a_cancelled_run_closes_every_span_and_says_so() -> None:
+    exporter = InMemorySpanExporter()
+
+    async def main() -> RunResult:
+        tracer = OtelTracer.exporting(exporter, batch=False)
+        slow = ScriptedBackend(respond=_respond, delay_s=10.0)
+        runtime = Runtime(slow, tools=default_registry(), tracer=tracer)
+        try:
+            return await runtime.run(loads(SPEC), timeout=1.0)
+        finally:
+            tracer.close()
+
+    clock = MockClock(autojump_threshold=0)  # virtual time: the timeout passes at once
+    result = anyio.run(main, backend="trio", backend_options={"clock": clock})
+    assert result.status is RunStatus.CANCELLED
+    spans = list(exporter.get_finished_spans())
+    [run] = [s for s in spans if s.parent is None]
+    assert _attrs(run)[a.RUN_STATUS] == "cancelled"
+    assert _attrs(_node_span(spans, "ask"))[a.NODE_STATUS] == "cancelled"
+    [call] = _children(spans, _node_span(spans, "ask"))
+    assert _attrs(call)[a.CALL_OUTCOME] == "cancelled"
+    assert a.OUTPUT_TOKENS not in _attrs(call)  # no chunk ever came
+    assert _attrs(_node_span(spans, "sum"))[a.NODE_STATUS] == "succeeded"
