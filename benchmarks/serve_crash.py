@@ -1,6 +1,7 @@
 """Crash test of `taskloom serve`: runs survive kill -9 of the server.
 
-A server (scripted backend) gets RUNS runs of a program whose tool nodes append a line
+A server (the scripted backend, or with `--backend vllm` the embedded model in-process)
+gets RUNS runs of a program whose tool nodes append a line
 `RUN/NODE TOKEN` to a counter file when they finish. Between batches of submissions the
 server is killed with SIGKILL at a random moment and started again on the same store.
 At each kill the store is read: every node committed by then is "finished". At the end:
@@ -10,6 +11,15 @@ At each kill the store is read: every node committed by then is "finished". At t
   counter file has for that node, and was already the stored one at the kill.
 
     .venv/bin/python benchmarks/serve_crash.py --runs 200 --kills 5 -o results/serve_crash.json
+
+On the embedded engine, in float32 (in bfloat16 vLLM's CPU build gives greedy answers
+that change with the batch a call shares, so a resumed run's LLM output could differ
+from the reference's for that reason alone). Each kill takes the server's whole process
+group, the engine's own process included, as a crash of the machine would; the reference
+outputs come from the same engine in this process, after the last server stopped:
+
+    nice .venv/bin/python benchmarks/serve_crash.py --backend vllm --dtype float32 \
+        --runs 30 --kills 5 -o results/serve/crash_embedded.json
 """
 
 from __future__ import annotations
@@ -32,7 +42,9 @@ from typing import Any
 import anyio
 import httpx
 
+from taskloom.backends.base import Backend
 from taskloom.backends.scripted import ScriptedBackend
+from taskloom.backends.vllm_engine import VLLMBackend
 from taskloom.client import Client
 from taskloom.orchestrator.result import NodeStatus
 from taskloom.orchestrator.store import RunStore
@@ -83,7 +95,7 @@ nodes:
       value: "{{ a.value * 3 }}", sleep_s: 0.15}}
   d: {kind: tool, tool: bump, args: {counter: "{{ inputs.counter }}", key: "{{ inputs.key }}/d",
       value: "{{ b.value + c.value }}", sleep_s: 0.1}}
-  words: {kind: llm, prompt: "total {{ d.value }}"}
+  words: {kind: llm, prompt: "total {{ d.value }}", max_tokens: 24}
 outputs:
   total: "{{ d.value }}"
   words: "{{ words }}"
@@ -95,6 +107,7 @@ TOOL_NODES = ("a", "b", "c", "d")
 class CrashServer:
     workdir: Path
     port: int
+    engine_args: list[str] = field(default_factory=lambda: ["--backend", "scripted"])
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     start_s: list[float] = field(default_factory=list)
@@ -111,10 +124,11 @@ class CrashServer:
         self.starts += 1
         began = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "taskloom", "serve", "--backend", "scripted",
+            [sys.executable, "-m", "taskloom", "serve", *self.engine_args,
              "--port", str(self.port), "--store", str(self.workdir / "store.db"),
              "--tools", TOOLS_MODULE, "--max-runs-in-flight", "100000"],
             cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, engine processes included
         )
         while True:
             if self.process.poll() is not None:
@@ -127,14 +141,18 @@ class CrashServer:
         self.start_s.append(time.monotonic() - began)
 
     def kill(self) -> None:
+        """kill -9 of the server and every process it started (vLLM's engine core)."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=20)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
 
 def free_port() -> int:
@@ -166,8 +184,12 @@ def counter_lines(counter: Path) -> list[tuple[str, str]]:
     return [(line.split(" ")[0], line.split(" ")[1]) for line in lines if " " in line]
 
 
-async def reference_outputs(inputs: list[dict[str, Any]], workdir: Path) -> list[dict[str, Any]]:
-    """Each run's outputs with nothing interrupted, in this process."""
+async def reference_outputs(
+    inputs: list[dict[str, Any]], workdir: Path, backend: str = "scripted",
+    dtype: str | None = None,
+) -> list[dict[str, Any]]:
+    """Each run's outputs with nothing interrupted, in this process, on the same kind of
+    engine as the server's."""
 
     @tool
     async def bump(counter: str, key: str, value: int = 0, sleep_s: float = 0.0) -> dict[str, Any]:
@@ -183,25 +205,30 @@ async def reference_outputs(inputs: list[dict[str, Any]], workdir: Path) -> list
 
     tools = default_registry(root=workdir)
     tools.register(bump)
-    runtime = Runtime(ScriptedBackend(), tools=tools)
+    engine: Backend = (ScriptedBackend() if backend == "scripted" else
+                       VLLMBackend(**({"dtype": dtype} if dtype else {})))
     program = loads(SPEC)
     outputs: list[dict[str, Any]] = [{} for _ in inputs]
+    async with engine:
+        runtime = Runtime(engine, tools=tools)
 
-    async def one(i: int) -> None:
-        outputs[i] = (await runtime.run(program, inputs[i])).outputs
+        async def one(i: int) -> None:
+            outputs[i] = (await runtime.run(program, inputs[i])).outputs
 
-    async with anyio.create_task_group() as group:
-        for i in range(len(inputs)):
-            group.start_soon(one, i)
+        async with anyio.create_task_group() as group:
+            for i in range(len(inputs)):
+                group.start_soon(one, i)
     return outputs
 
 
-def crash_test(runs: int, kills: int, workdir: Path, seed: int = 0) -> dict[str, Any]:
+def crash_test(runs: int, kills: int, workdir: Path, seed: int = 0, backend: str = "scripted",
+               dtype: str | None = None) -> dict[str, Any]:
     """Run the whole test; returns the figures and every problem found (none: passed)."""
     rng = random.Random(seed)
     (workdir / f"{TOOLS_MODULE}.py").write_text(TOOLS_SOURCE)
     counter = workdir / "counter.txt"
-    server = CrashServer(workdir, free_port())
+    engine_args = ["--backend", backend, *(["--dtype", dtype] if dtype else [])]
+    server = CrashServer(workdir, free_port(), engine_args)
     inputs = [{"counter": str(counter), "key": f"r{i}", "n": i} for i in range(runs)]
     run_ids: list[str] = []
     snapshots: list[dict[str, dict[str, str]]] = []
@@ -227,13 +254,15 @@ def crash_test(runs: int, kills: int, workdir: Path, seed: int = 0) -> dict[str,
     finally:
         server.stop()
     elapsed = time.monotonic() - began
-    expected = anyio.run(reference_outputs, inputs, workdir)
+    expected = anyio.run(reference_outputs, inputs, workdir, backend, dtype)
     problems = check(run_ids, results, expected, snapshots, counter_lines(counter))
     executions = len(counter_lines(counter))
     return {
         "runs": runs,
         "kills": kills,
         "seed": seed,
+        "backend": backend,
+        "dtype": dtype,
         "succeeded": sum(r["status"] == "succeeded" for r in results),
         "runs_running_at_each_kill": in_flight_at_kill,
         "tool_nodes": runs * len(TOOL_NODES),
@@ -286,10 +315,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", choices=("scripted", "vllm"), default="scripted",
+                        help="the server's engine: scripted, or the embedded model in-process")
+    parser.add_argument("--dtype", default=None,
+                        help="the vllm engine's dtype (float32 for answers that do not "
+                        "depend on the batch)")
     parser.add_argument("-o", "--output", type=Path, default=Path("results/serve_crash.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serve-crash-") as folder:
-        figures = crash_test(args.runs, args.kills, Path(folder), args.seed)
+        figures = crash_test(args.runs, args.kills, Path(folder), args.seed, args.backend,
+                             args.dtype)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(figures, indent=2))
     print(_summary(figures))

@@ -95,6 +95,24 @@ install_taskloom() {
     echo "$digest" > "$STAMP"
 }
 
+install_chromium() {
+    # The dashboard's browser tests drive the system Chromium through Playwright
+    # (Playwright's own browser download needs the internet, so it is never used).
+    if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+        skip "chromium (for the dashboard's browser tests)"
+        return
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "installing chromium needs root or sudo" >&2; exit 1; }
+        sudo=(sudo)
+    fi
+    command -v apt-get >/dev/null || { echo "install chromium with your package manager" >&2; exit 1; }
+    step "installing chromium with apt-get (the dashboard's browser tests use it)"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq chromium
+}
+
 prepare_model() {
     step "preparing the embedded model (converted once, then cached)"
     # Called as a function, not with -m: importing taskloom already imports this module.
@@ -106,5 +124,6 @@ install_engine
 remove_conflicting_torch_addons
 install_model_and_data
 install_taskloom
+install_chromium
 prepare_model
 step "done"

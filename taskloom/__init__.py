@@ -9,7 +9,15 @@ from taskloom.client import Client
 from taskloom.errors import BackendError, SpecError, SpecErrors, TaskloomError, ToolError
 from taskloom.orchestrator.compile import TaskGraph, compile_program
 from taskloom.orchestrator.kinds import NodeKind, node_kinds
-from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
+from taskloom.orchestrator.prices import PriceTable
+from taskloom.orchestrator.result import (
+    BudgetOverrun,
+    NodeResult,
+    NodeStatus,
+    RunResult,
+    RunStatus,
+)
+from taskloom.program.budget import Budget
 from taskloom.program.load import load, loads
 from taskloom.program.models import (
     Defaults,
@@ -26,6 +34,8 @@ from taskloom.tools.registry import Tool, ToolRegistry, default_registry, tool
 __all__ = [
     "BackendError",
     "BackendName",
+    "Budget",
+    "BudgetOverrun",
     "Client",
     "Defaults",
     "InputSpec",
@@ -35,6 +45,7 @@ __all__ = [
     "NodeResult",
     "NodeStatus",
     "PlanNode",
+    "PriceTable",
     "Program",
     "RunResult",
     "RunStatus",

@@ -16,7 +16,15 @@ from rich.console import Console
 
 from taskloom.backends.factory import BackendName, BackendSettingsError, check_base_url
 from taskloom.bench.cli import bench_app
+from taskloom.cli_budget import (
+    EXIT_BUDGET_EXCEEDED,
+    BudgetOpt,
+    PricesOpt,
+    budget_from_options,
+    prices_from_option,
+)
 from taskloom.cli_engine import DtypeOpt, EngineStart, engine_start
+from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url, with_engines
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
 from taskloom.cli_serve import register_commands
 from taskloom.errors import (
@@ -36,9 +44,11 @@ from taskloom.orchestrator.inputs import (
     decode_json_value,
     resolve_inputs,
 )
+from taskloom.orchestrator.prices import PriceTable
 from taskloom.orchestrator.result import RunResult, RunStatus
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, UnknownPolicy, check_policy
 from taskloom.orchestrator.store import RunStore
+from taskloom.program.budget import Budget
 from taskloom.program.load import load
 from taskloom.runtime import Runtime
 from taskloom.tools.builtin.http_get import HostAllowList
@@ -65,6 +75,7 @@ class ExitCode:
     BAD_INPUT = 2
     RUN_FAILED = 3
     ENGINE_ERROR = 4
+    BUDGET_EXCEEDED = EXIT_BUDGET_EXCEEDED
     CANCELLED = 130
 
 
@@ -210,6 +221,9 @@ def run(
             "on its own.")
     ] = None,
     dtype: DtypeOpt = None,
+    engine_urls: EngineUrlsOpt = None,
+    budget: BudgetOpt = None,
+    prices: PricesOpt = None,
     trace: Annotated[bool, typer.Option(
         "--trace", help="Send the run's OpenTelemetry spans over OTLP/HTTP to "
         "$OTEL_EXPORTER_OTLP_ENDPOINT (else localhost:4318); on whenever that is set.")
@@ -219,12 +233,16 @@ def run(
 
     Shows node progress live, then every node's status, time and tokens, then the
     outputs. Exit codes: 0 ok, 1 spec error, 2 bad inputs, 3 a node failed, 4 engine
-    error, 130 cancelled (Ctrl-C or --timeout); nothing already computed is lost.
+    error, 5 budget exceeded, 130 cancelled (Ctrl-C or --timeout); nothing already
+    computed is lost.
     """
-    _check_run_options(timeout, backend, base_url)
-    engine = engine_start(backend, dtype)
+    backend = BackendName(engines_backend(backend, base_url, engine_urls))
+    _check_run_options(timeout, backend, base_url or first_url(engine_urls))
+    engine = with_engines(engine_start(backend, dtype), engine_urls)
+    limits = budget_from_options(budget)
     tools = _registry(spec, tools_root, allow_host, allow_import)
     graph = _check(spec, tools)
+    price_table = prices_from_option(prices, graph.program, model)
     if not verbose:
         # vLLM logs every engine setting at INFO; a person running a spec wants progress.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
@@ -242,7 +260,8 @@ def run(
     try:
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
-            store, json_out, tools, policy, sample_slots, engine, trace or None,
+            store, json_out, tools, policy, sample_slots, engine, limits, price_table,
+            trace or None,
         )
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
@@ -267,10 +286,14 @@ def _unwrapped(function: Callable[..., Awaitable[T]], *args: Any) -> T:
 
 
 def _exit_code(result: RunResult) -> int:
+    if result.engines is not None and result.engines.every_engine_lost:
+        return ExitCode.ENGINE_ERROR
     if result.status is RunStatus.SUCCEEDED:
         return ExitCode.OK
     if result.status is RunStatus.CANCELLED:
         return ExitCode.CANCELLED
+    if result.status is RunStatus.BUDGET_EXCEEDED:
+        return ExitCode.BUDGET_EXCEEDED
     return ExitCode.RUN_FAILED
 
 
@@ -287,7 +310,9 @@ async def _run_interruptibly(
     policy: str,
     sample_slots: int | None,
     engine: EngineStart,
-    trace: bool | None,
+    budget: Budget | None = None,
+    prices: PriceTable | None = None,
+    trace: bool | None = None,
 ) -> RunResult | None:
     """Run with Ctrl-C turned into a clean cancellation: in-flight engine requests are
     aborted and the partial result is returned rather than lost."""
@@ -310,8 +335,8 @@ async def _run_interruptibly(
             progress.note(engine.note)
             async with Runtime.open(
                 backend, model=model, base_url=base_url, tools=tools,
-                store=store, policy=policy, sample_slots=sample_slots, trace=trace,
-                **engine.options,
+                store=store, policy=policy, sample_slots=sample_slots,
+                budget=budget, prices=prices, trace=trace, **engine.options,
             ) as runtime:
                 progress.note("running")
                 running = True

@@ -104,16 +104,35 @@ def print_run_result(result: RunResult, console: Console) -> None:
             node.error or "",
         )
     console.print(table)
-    console.print(f"wall {result.wall_s:.2f}s · prompt {result.prompt_tokens} tok · "
-                  f"generated {result.generated_tokens} tok")
+    console.print(totals_line(result))
+    for use in result.engines.engines if result.engines is not None else ():
+        state = "in service" if use.in_service else "out of service"
+        console.print(f"engine {use.index} {use.name} ({state}): {use.calls} calls · prompt "
+                      f"{use.prompt_tokens} tok, {use.prefix_hit_rate:.0%} from its cache")
+    for move in result.engines.moves if result.engines is not None else ():
+        console.print(f"moved {move.call_id}: engine {move.from_engine} → {move.to_engine}")
     if result.error:
         console.print(Text(f"error: {result.error}", style="bold red"))
     console.print("[bold]outputs[/bold]")
     console.print_json(json.dumps(result.outputs, default=str))
 
 
+def totals_line(result: RunResult) -> str:
+    """The run's accounting in one line: wall time, tokens, calls, seconds, cost."""
+    totals = result.totals()
+    cost = totals["cost_usd"]
+    return (
+        f"wall {result.wall_s:.2f}s · prompt {totals['prompt_tokens']} tok "
+        f"({totals['cached_prompt_tokens']} cached) · generated {totals['generated_tokens']} "
+        f"tok · {totals['llm_calls']} llm calls · {totals['tool_calls']} tool calls · "
+        f"tool {totals['tool_s']:.2f}s · engine {totals['engine_s']:.2f}s · queue "
+        f"{totals['queue_s']:.2f}s" + ("" if cost is None else f" · ${cost:.6f}")
+    )
+
+
 def run_result_json(result: RunResult) -> dict[str, Any]:
     """The `--json` shape: stable keys a program can rely on."""
+    overrun = result.budget_exceeded
     return {
         "run_id": result.run_id,
         "program": result.program,
@@ -121,6 +140,10 @@ def run_result_json(result: RunResult) -> dict[str, Any]:
         "error": result.error,
         "wall_s": result.wall_s,
         "outputs": result.outputs,
+        "budget_exceeded": None if overrun is None else {
+            "limit": overrun.limit, "allowed": overrun.allowed, "used": overrun.used,
+        },
+        "totals": result.totals(),
         "nodes": {
             node.node_id: {
                 "kind": node.kind,
@@ -132,11 +155,18 @@ def run_result_json(result: RunResult) -> dict[str, Any]:
                 "generated_tokens": node.generated_tokens,
                 "cached_prompt_tokens": node.cached_prompt_tokens,
                 "llm_calls": node.llm_calls,
+                "tool_calls": node.tool_calls,
+                "tool_s": node.tool_s,
+                "engine_s": node.engine_s,
+                "queue_s": node.queue_s,
+                "cost_usd": node.cost_usd,
                 "error": node.error,
                 "output": node.output,
             }
             for node in result.nodes.values()
         },
+        # Only a run on several engines (--engine) has this record.
+        **({"engines": result.engines.to_json()} if result.engines is not None else {}),
     }
 
 

@@ -32,7 +32,9 @@ from taskloom.serve.views import stored_run_json
 from taskloom.tools.registry import ImportPolicy, default_registry
 
 # The exit codes of `taskloom run`, by the status a run ended in.
-EXIT_BY_STATUS = {"succeeded": 0, "failed": 3, "cancelled": 130, "running": 0}
+EXIT_BY_STATUS = {
+    "succeeded": 0, "failed": 3, "cancelled": 130, "budget_exceeded": 5, "running": 0,
+}
 EXIT_BAD_INPUT = 2
 EXIT_ENGINE_ERROR = 4
 

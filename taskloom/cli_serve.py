@@ -18,6 +18,8 @@ from taskloom.backends.factory import (
     backend_name,
     check_base_url,
 )
+from taskloom.cli_budget import BudgetOpt, PricesOpt, budget_from_options, prices_from_option
+from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url
 from taskloom.cli_runs import (
     EXIT_BAD_INPUT,
     EXIT_BY_STATUS,
@@ -51,6 +53,14 @@ def serve(
     model: Annotated[str | None, typer.Option(help="Model path or name.")] = None,
     base_url: Annotated[str | None, typer.Option(help="Server URL for openai.")] = None,
     policy: Annotated[str | None, typer.Option(help="Default scheduling policy.")] = None,
+    sim_speed: Annotated[float, typer.Option(
+        help="--backend sim: run the simulated engine this many times faster than real "
+        "time.")] = 1.0,
+    sim_stream_interval: Annotated[int, typer.Option(
+        help="--backend sim: tokens per streamed chunk (1: every token).")] = 1,
+    dtype: Annotated[str | None, typer.Option(
+        help="--backend vllm: the engine's dtype (float32 makes greedy answers independent "
+        "of the batch).")] = None,
     store: Annotated[Path | None, typer.Option(help="The run store (SQLite file).")] = None,
     specs: Annotated[Path | None, typer.Option(help="Folder of programs clients may run by "
                                                "name.")] = None,
@@ -74,6 +84,9 @@ def serve(
     max_spec_bytes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_spec_bytes,
     max_input_bytes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_input_bytes,
     max_nodes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_nodes,
+    engine_urls: EngineUrlsOpt = None,
+    budget: BudgetOpt = None,
+    prices: PricesOpt = None,
     trace: Annotated[bool, typer.Option(
         "--trace", help="Send every run's OpenTelemetry spans over OTLP/HTTP to "
         "$OTEL_EXPORTER_OTLP_ENDPOINT (else localhost:4318); on whenever that is set.")
@@ -83,18 +96,22 @@ def serve(
 
     Runs survive a crash: each finished node is in the store, and a restarted server
     resumes the runs that were running. API docs at /docs."""
+    backend = engines_backend(backend, base_url, engine_urls)
     config = ServeConfig(
         host=host, port=port, backend=backend, model=model, base_url=base_url, policy=policy,
+        engines=tuple(engine_urls or ()),
+        sim_speed=sim_speed, sim_stream_interval=sim_stream_interval, dtype=dtype,
         store=store, specs=specs, api_keys=tuple(api_key or ()) + keys_from_env(),
         allow_import_tools=allow_import_tools, allow_import=tuple(allow_import or ()),
         tools_root=tools_root,
         allow_hosts=tuple(allow_host or ()), tool_modules=tuple(tools or ()),
         limits=Limits(max_spec_bytes=max_spec_bytes, max_input_bytes=max_input_bytes,
                       max_nodes=max_nodes, max_runs_in_flight=max_runs_in_flight),
+        budget=budget_from_options(budget), prices=prices_from_option(prices),
         trace=trace or None,
     )
     try:
-        check_base_url(backend_name(backend), base_url)
+        check_base_url(backend_name(backend), base_url or first_url(engine_urls))
         config.check()
         for module_name in config.tool_modules:
             tool_module(module_name)
@@ -119,16 +136,20 @@ def submit(
     wait: Annotated[bool, typer.Option(help="Stream the run's events until it ends.")] = False,
     api_key: ApiKeyOpt = None,
     json_out: JsonOpt = False,
+    budget: BudgetOpt = None,
 ) -> None:
     """Submit a run to a server; print its id, or with --wait, its progress and result."""
     inputs = _pairs(input or [])
+    limits = budget_from_options(budget)
+    budget_json = None if limits is None else limits.limits()
     path = Path(spec_or_name)
     with Client(server, api_key=api_key) as client:
         try:
             if path.is_file():
-                run_id = client.submit(path, inputs=inputs, policy=policy)
+                run_id = client.submit(path, inputs=inputs, policy=policy, budget=budget_json)
             else:
-                run_id = client.submit(program=spec_or_name, inputs=inputs, policy=policy)
+                run_id = client.submit(program=spec_or_name, inputs=inputs, policy=policy,
+                                       budget=budget_json)
             if not wait:
                 typer.echo(json.dumps({"run_id": run_id}) if json_out else run_id)
                 return

@@ -69,9 +69,11 @@ class Client:
         program: str | None = None,
         inputs: Mapping[str, Any] | None = None,
         policy: str | None = None,
+        budget: Mapping[str, float] | None = None,
     ) -> str:
         """Start a run of `spec` (YAML text, or a path to a spec file) or of the server's
-        program called `program`; returns the run id at once."""
+        program called `program`; returns the run id at once. `budget`: limits by name
+        (`{"llm_calls": 20}`), tightening the spec's and the server's."""
         body: dict[str, Any] = {"inputs": dict(inputs or {})}
         if spec is not None:
             body["spec"] = spec.read_text(encoding="utf-8") if isinstance(spec, Path) else spec
@@ -79,6 +81,8 @@ class Client:
             body["program"] = program
         if policy is not None:
             body["policy"] = policy
+        if budget:
+            body["budget"] = dict(budget)
         return str(self._call("POST", "/v1/runs", json=body)["run_id"])
 
     def get(self, run_id: str) -> dict[str, Any]:

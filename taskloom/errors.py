@@ -71,3 +71,8 @@ def root_cause(exc: Exception) -> Exception:
     while isinstance(exc, ExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+class BudgetExceeded(TaskloomError):
+    """A call was refused because its run has crossed a limit of its budget. The run
+    itself is being stopped: it ends `budget_exceeded`, not with this as a node error."""

@@ -4,16 +4,19 @@ this module ties together in a `Runtime`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 
 from taskloom.backends.base import Backend
-from taskloom.backends.factory import BackendName, open_backend
+from taskloom.backends.engine_pool import EnginePool, open_engines
+from taskloom.backends.factory import BackendName, BackendSettingsError, open_backend
+from taskloom.orchestrator.budget_meter import BudgetMeter
 from taskloom.orchestrator.certainty import CertaintyAllocator, CertaintyAwareScheduler
 from taskloom.orchestrator.compile import compile_program
 from taskloom.orchestrator.events import EventSink, ignore_events
@@ -23,13 +26,16 @@ from taskloom.orchestrator.kinds.llm import LLMKind
 from taskloom.orchestrator.kinds.map import MapKind
 from taskloom.orchestrator.kinds.registry import node_kinds
 from taskloom.orchestrator.kinds.tool import ToolKind
+from taskloom.orchestrator.prices import PriceTable, models_called
 from taskloom.orchestrator.result import NodeResult, RunResult, RunStatus
 from taskloom.orchestrator.scheduler import Scheduler
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY, make_scheduler
 from taskloom.orchestrator.store import RunNotFound, RunStore
 from taskloom.planners.kind import PlanKind
+from taskloom.program.budget import Budget, tightest
 from taskloom.program.load import loads
 from taskloom.program.models import Program
+from taskloom.runtime_engines import with_engines_report
 from taskloom.telemetry import NO_TRACER, Tracer, open_tracer, served_model
 from taskloom.tools.registry import ToolRegistry, default_registry
 
@@ -38,28 +44,37 @@ for _kind in (LLMKind(), ToolKind(), MapKind(), PlanKind()):
 
 
 class Runtime:
-    """Runs programs on one backend.
+    """Runs programs on one backend, or on the engines of an `EnginePool` (each run then
+    reports the load it put on each engine and the calls that moved, as `engines`).
 
     Which scheduling policy a run uses: `run(policy=...)`, else the program's own
     `policy:`, else the runtime's `policy` (default `plas`). Each policy gets one
     scheduler over the backend, shared by every run that uses it. A runtime built around
     your own `scheduler` sends every run through that one. `tracer` records each run as
     OpenTelemetry spans (see `taskloom.telemetry`); the caller closes it.
+
+    `budget` caps every run (a server's cap): a run's own budget, and the program's,
+    can only tighten it. `prices` adds what each node cost to every result.
     """
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | EnginePool,
         *,
         tools: ToolRegistry | None = None,
         scheduler: Scheduler | None = None,
         policy: str = DEFAULT_POLICY,
         store: RunStore | None = None,
         sample_slots: int | None = None,
+        budget: Budget | None = None,
+        prices: PriceTable | None = None,
         tracer: Tracer = NO_TRACER,
     ) -> None:
-        self.backend = backend
         self.tracer = tracer
+        self.engines = backend if isinstance(backend, EnginePool) else None
+        self.backend = backend.backends[0] if isinstance(backend, EnginePool) else backend
+        self.budget = budget
+        self.prices = prices
         self.tools = tools if tools is not None else default_registry()
         self.store = store
         self.policy = policy
@@ -81,15 +96,32 @@ class Runtime:
         store: RunStore | None = None,
         policy: str = DEFAULT_POLICY,
         sample_slots: int | None = None,
+        engines: Sequence[str] | None = None,
+        budget: Budget | None = None,
+        prices: PriceTable | None = None,
         trace: bool | None = None,
         **backend_options: Any,
     ) -> AsyncIterator[Runtime]:
         """Open the backend by name, and close it when the block ends.
 
         `sample_slots`: see `shared_sample_pool`; None leaves each self-consistency
-        node sampling on its own. `trace`: send every run's spans over OTLP/HTTP (to
-        OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4318); None: only when that variable
-        is set."""
+        node sampling on its own. `engines`: the URLs of several OpenAI-compatible
+        servers ("openai" only, instead of `base_url`), opened as one `EnginePool`.
+        `trace`: send every run's spans over OTLP/HTTP (to OTEL_EXPORTER_OTLP_ENDPOINT,
+        else localhost:4318); None: only when that variable is set."""
+        if engines:
+            if backend != BackendName.OPENAI or base_url:
+                raise BackendSettingsError("engines= are OpenAI-compatible servers: use "
+                                           "backend 'openai' and no base_url")
+            async with open_engines(engines, model=model, **backend_options) as pool:
+                tracer = open_tracer(trace, default_model=model)
+                try:
+                    yield cls(pool, tools=tools, store=store, policy=policy,
+                              sample_slots=sample_slots, budget=budget, prices=prices,
+                              tracer=tracer)
+                finally:
+                    tracer.close()
+            return
         async with open_backend(
             backend, model=model, base_url=base_url, **backend_options
         ) as engine:
@@ -97,7 +129,7 @@ class Runtime:
             try:
                 yield cls(
                     engine, tools=tools, store=store, policy=policy,
-                    sample_slots=sample_slots, tracer=tracer,
+                    sample_slots=sample_slots, budget=budget, prices=prices, tracer=tracer,
                 )
             finally:
                 tracer.close()
@@ -107,7 +139,10 @@ class Runtime:
         if self._own_scheduler is not None:
             return self._own_scheduler
         if policy not in self._schedulers:
-            scheduler = make_scheduler(policy, [self.backend])
+            engines = self.engines.backends if self.engines else [self.backend]
+            scheduler = make_scheduler(policy, engines)
+            if self.engines is not None:
+                self.engines.watch(scheduler)
             self._schedulers[policy] = shared_sample_pool(scheduler, self._sample_slots)
         return self._schedulers[policy]
 
@@ -128,6 +163,7 @@ class Runtime:
         on_event: EventSink = ignore_events,
         run_id: str | None = None,
         restored: Mapping[str, NodeResult] | None = None,
+        budget: Budget | None = None,
     ) -> RunResult:
         """Check and run `program`, and return its result.
 
@@ -139,9 +175,20 @@ class Runtime:
         With a store, each node's result is committed the moment it finishes, before its
         dependents start, so a run cut short by a crash can be `resume`d. `restored`:
         nodes that finished before (see `Executor`).
+
+        The run's budget is the tightest of `budget`, the program's `budget:` and the
+        runtime's. Crossing a limit aborts every call in flight at once, and the run
+        ends `budget_exceeded` with every finished node kept; `result.budget_exceeded`
+        says which limit. A model missing from the runtime's price table raises
+        `PriceError` before anything runs.
         """
         graph = compile_program(program, self.tools)
         resolved = resolve_inputs(program, inputs or {})  # refuse bad inputs before starting
+        prices = self._prices_for(program)
+        limits = tightest([self.budget, program.budget, budget])
+        meter = BudgetMeter(limits) if limits is not None else None
+        if meter is not None and restored:
+            meter.add_finished(restored.values())
         chosen = policy or program.policy or self.policy
         scheduler = self.scheduler_for(chosen)
         run_id = run_id or uuid.uuid4().hex[:12]
@@ -151,16 +198,26 @@ class Runtime:
             checkpoint = functools.partial(self.store.checkpoint, run_id)
         executor = Executor(
             graph, scheduler=scheduler, tools=self.tools, run_id=run_id, on_event=on_event,
-            checkpoint=checkpoint, restored=restored, tracer=self.tracer,
+            checkpoint=checkpoint, restored=restored, meter=meter, prices=prices,
+            tracer=self.tracer,
         )
         result: RunResult | None = None
         try:
-            result = await _run_until_stopped(executor, resolved, timeout, cancel)
+            result = await _run_until_stopped(executor, resolved, timeout, cancel, meter)
+            if self.engines is not None:
+                result = await with_engines_report(result, self.engines, scheduler)
             return result
         finally:
             if self.store is not None:
                 final = result or executor.snapshot(RunStatus.CANCELLED, "run cancelled")
                 self.store.save(final)
+
+    def _prices_for(self, program: Program) -> PriceTable | None:
+        if self.prices is None:
+            return None
+        prices = self.prices.for_engine(getattr(self.backend, "model", None) or None)
+        prices.check(models_called(program))
+        return prices
 
     async def resume(
         self,
@@ -193,10 +250,17 @@ async def _run_until_stopped(
     inputs: Mapping[str, Any],
     timeout: float | None,
     cancel: anyio.Event | None,
+    meter: BudgetMeter | None = None,
 ) -> RunResult:
     finished: list[RunResult] = []
     reason = f"run timed out after {timeout:g}s" if timeout is not None else ""
     async with anyio.create_task_group() as group:
+        if meter is not None:
+            # A crossed limit stops the run the way a timeout does: every call in
+            # flight is aborted and the finished nodes are kept.
+            meter.on_exceeded = group.cancel_scope.cancel
+            if meter.budget.wall_s is not None:
+                group.start_soon(_stop_after_wall_limit, meter, meter.budget.wall_s)
 
         async def execute() -> None:
             with anyio.move_on_after(timeout):
@@ -212,9 +276,22 @@ async def _run_until_stopped(
         group.start_soon(execute)
         if cancel is not None:
             group.start_soon(stop_when_cancelled, cancel)
+    overrun = meter.exceeded if meter is not None else None
+    if overrun is not None:
+        ended = finished[0] if finished else executor.snapshot(RunStatus.BUDGET_EXCEEDED)
+        return dataclasses.replace(
+            ended, status=RunStatus.BUDGET_EXCEEDED, error=overrun.describe(),
+            budget_exceeded=overrun,
+        )
     if finished:
         return finished[0]
     return executor.snapshot(RunStatus.CANCELLED, reason or "run cancelled")
+
+
+async def _stop_after_wall_limit(meter: BudgetMeter, wall_s: float) -> None:
+    started = anyio.current_time()
+    await anyio.sleep(wall_s)
+    meter.wall_time_up(anyio.current_time() - started)
 
 
 def shared_sample_pool(scheduler: Scheduler, slots: int | None) -> Scheduler:
@@ -236,15 +313,16 @@ async def run_program(
     tools: ToolRegistry | None = None,
     policy: str | None = None,
     timeout: float | None = None,
+    budget: Budget | None = None,
 ) -> RunResult:
     """Run one program; open (and close) the backend when given by name. The policy is
     `policy`, else the program's own, else the default."""
     if not isinstance(backend, str):
         return await Runtime(backend, tools=tools).run(
-            program, inputs, policy=policy, timeout=timeout
+            program, inputs, policy=policy, timeout=timeout, budget=budget
         )
     async with Runtime.open(backend, model=model, base_url=base_url, tools=tools) as runtime:
-        return await runtime.run(program, inputs, policy=policy, timeout=timeout)
+        return await runtime.run(program, inputs, policy=policy, timeout=timeout, budget=budget)
 
 
 def run_sync(

@@ -24,12 +24,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from anyio.pytest_plugin import get_runner
+from vllm_replicas import VLLMReplica
 
 from taskloom.backends.embedded import ensure_embedded_model
 from taskloom.backends.vllm_engine import VLLMBackend
@@ -104,8 +105,11 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_for_health(base_url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+def _wait_for_health(
+    base_url: str, server: subprocess.Popen[bytes], log: Path,
+    timeout_s: float = SERVER_START_TIMEOUT_S,
+) -> None:
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
             pytest.fail(f"vLLM server exited ({server.returncode}):\n{_tail(log)}")
@@ -115,7 +119,7 @@ def _wait_for_health(base_url: str, server: subprocess.Popen[bytes], log: Path) 
         except httpx.HTTPError:
             pass
         time.sleep(1)
-    pytest.fail(f"vLLM server not healthy after {SERVER_START_TIMEOUT_S} s:\n{_tail(log)}")
+    pytest.fail(f"vLLM server not healthy after {timeout_s:g} s:\n{_tail(log)}")
 
 
 def _tail(log: Path) -> str:
@@ -159,3 +163,50 @@ def vllm_server_process(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+# --- killable replicas for the several-engines tests (tests/test_cli_engines_server.py) ---
+
+REPLICA_START_TIMEOUT_S = 900  # two replicas start together on 2 shared cores
+
+
+@pytest.fixture(scope="session")
+def start_replicas(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[int], list[VLLMReplica]]]:
+    """start_replicas(n) -> n new servers, started together; all are stopped at the end
+    of the session. Each server's OpenMP threads are bound to one core of its own."""
+    started: list[VLLMReplica] = []
+
+    def start(count: int) -> list[VLLMReplica]:
+        model = ensure_embedded_model()
+        fresh = []
+        for _ in range(count):
+            port, core = _free_port(), len(started) % (os.cpu_count() or 1)
+            log = tmp_path_factory.mktemp("vllm-replica") / "server.log"
+            env = {**os.environ, "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+                   "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1",
+                   "VLLM_CPU_OMP_THREADS_BIND": str(core)}
+            command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+                       "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
+                       "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
+                       "--max-num-seqs", "16"]
+            with log.open("wb") as sink:
+                process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT,
+                                           env=env, start_new_session=True)
+            replica = VLLMReplica(process, f"http://127.0.0.1:{port}", log)
+            started.append(replica)
+            fresh.append(replica)
+        for replica in fresh:
+            _wait_for_health(replica.base_url, replica.process, replica.log,
+                             REPLICA_START_TIMEOUT_S)
+        return fresh
+
+    yield start
+    for replica in started:
+        if replica.process.poll() is None:
+            replica.process.terminate()
+            try:
+                replica.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                replica.kill()

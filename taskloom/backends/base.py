@@ -78,7 +78,8 @@ class Chunk:
     """A piece of a streamed answer.
 
     `text` is the new text since the previous chunk. Token counts are cumulative for the
-    request, so the last chunk holds the totals.
+    request, so the last chunk holds the totals. `queued_s` is set by a scheduler: the
+    seconds the call has waited in it for admission so far (engines leave it 0).
     """
 
     text: str
@@ -87,6 +88,7 @@ class Chunk:
     cached_prompt_tokens: int = 0
     finished: bool = False
     finish_reason: str | None = None
+    queued_s: float = 0.0
 
 
 @runtime_checkable

@@ -25,6 +25,7 @@ from taskloom.errors import BackendError
 COMPLETIONS_PATH = "/v1/completions"
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
+HEALTH_PATH = "/health"  # vLLM's: it fails once the engine behind the server has died
 DONE = "[DONE]"
 
 
@@ -186,6 +187,7 @@ class OpenAIBackend(ManagedBackend):
         self.base_url = server_root(base_url)
         self.model = model or ""
         self._max_in_flight = max_in_flight
+        self._health_path = HEALTH_PATH
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
@@ -193,7 +195,8 @@ class OpenAIBackend(ManagedBackend):
             # The pool waits without limit: a scheduler that respects capacity() never
             # queues here, and one that does not should wait, not fail.
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0), pool=None),
-            limits=httpx.Limits(max_connections=max_in_flight,
+            # Two connections more than the streams: a health check never waits for one.
+            limits=httpx.Limits(max_connections=max_in_flight + 2,
                                 max_keepalive_connections=max_in_flight),
             transport=transport,
         )
@@ -222,6 +225,20 @@ class OpenAIBackend(ManagedBackend):
         if not models:
             raise BackendError(f"{url} lists no models")
         return models
+
+    async def check_health(self) -> None:
+        """Raise `BackendError` unless the server answers its health check: `/health`,
+        or `/v1/models` on a server that has no `/health` (not every one is vLLM)."""
+        url = self.base_url + self._health_path
+        try:
+            response = await self._client.get(self._health_path)
+        except httpx.HTTPError as error:
+            raise _transport_error(url, error) from error
+        if response.status_code == 404 and self._health_path != MODELS_PATH:
+            self._health_path = MODELS_PATH
+            return await self.check_health()
+        if response.status_code >= 400:
+            raise _status_error(url, response.status_code, response.text)
 
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
         self._require_open()

@@ -20,12 +20,14 @@ import anyio
 from anyio.abc import TaskGroup
 
 from taskloom.errors import TaskloomError, root_cause
+from taskloom.orchestrator.budget_meter import BudgetMeter
 from taskloom.orchestrator.compile import TaskGraph
 from taskloom.orchestrator.events import EventSink, NodeEvent, ignore_events
 from taskloom.orchestrator.inputs import resolve_inputs
 from taskloom.orchestrator.kinds.base import NodeEnvironment
 from taskloom.orchestrator.kinds.registry import NodeKindRegistry, node_kinds
 from taskloom.orchestrator.llm_call import CallLedger
+from taskloom.orchestrator.prices import PriceTable
 from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
 from taskloom.orchestrator.scheduler.base import Scheduler
 from taskloom.program.models import Node
@@ -50,7 +52,8 @@ class _NodeRecord:
     # spreads to its own dependents, unlike a skip by a false `when` guard.
     blocked: bool = False
 
-    def freeze(self) -> NodeResult:
+    def freeze(self, prices: PriceTable | None = None) -> NodeResult:
+        ledger = self.ledger
         return NodeResult(
             node_id=self.node_id,
             kind=self.kind,
@@ -64,6 +67,11 @@ class _NodeRecord:
             generated_tokens=self.ledger.usage.generated_tokens,
             cached_prompt_tokens=self.ledger.usage.cached_prompt_tokens,
             llm_calls=self.ledger.usage.llm_calls,
+            tool_calls=ledger.tool_calls,
+            tool_s=ledger.tool_s,
+            engine_s=ledger.engine_s,
+            queue_s=ledger.queue_s,
+            cost_usd=None if prices is None else prices.cost(ledger.usage_by_model),
         )
 
 
@@ -79,6 +87,8 @@ class Executor:
     `restored`: results of nodes that finished in an earlier try of this run (before a
     crash); they are not run again, and their outputs reach their dependents as if they
     had just finished. `checkpoint` is called as each node finishes (see `Checkpoint`).
+    `meter` counts every call against the run's budget as it is made; `prices` adds
+    each node's cost.
     `tracer`: spans for the run, its nodes and their calls (off by default).
     """
 
@@ -93,6 +103,8 @@ class Executor:
         kinds: NodeKindRegistry = node_kinds,
         checkpoint: Checkpoint | None = None,
         restored: Mapping[str, NodeResult] | None = None,
+        meter: BudgetMeter | None = None,
+        prices: PriceTable | None = None,
         tracer: Tracer = NO_TRACER,
     ) -> None:
         self.graph = graph
@@ -104,9 +116,10 @@ class Executor:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.on_event = on_event
         self._records = {
-            node_id: _NodeRecord(node_id, node.kind)
+            node_id: _NodeRecord(node_id, node.kind, ledger=CallLedger(meter=meter))
             for node_id, node in self.program.nodes.items()
         }
+        self._prices = prices
         # Looked up once: the hot path asks for these several times per node.
         self._dependencies = {n: graph.dependencies(n) for n in self.program.nodes}
         self._dependents = {n: graph.dependents(n) for n in self.program.nodes}
@@ -176,7 +189,10 @@ class Executor:
             inputs=self._inputs,
             outputs=outputs,
             nodes={
-                **{r.node_id: self._restored.get(r.node_id) or r.freeze() for r in records},
+                **{
+                    r.node_id: self._restored.get(r.node_id) or r.freeze(self._prices)
+                    for r in records
+                },
                 **self._subtasks,
             },
             error=error,
@@ -234,7 +250,7 @@ class Executor:
             return
         prefix = record.node_id + "/"
         tasks = [r for n, r in self._subtasks.items() if n.startswith(prefix)]
-        self._checkpoint([record.freeze(), *tasks])
+        self._checkpoint([record.freeze(self._prices), *tasks])
 
     def _record_subtask(self, parent: str, result: NodeResult) -> None:
         """A task of `parent`'s plan changed state: keep it for the result, tell listeners."""

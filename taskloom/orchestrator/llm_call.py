@@ -14,10 +14,12 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import jsonschema
 
 from taskloom.backends.base import Chunk, GenerateRequest
 from taskloom.errors import TaskloomError
+from taskloom.orchestrator.budget_meter import BudgetMeter, refuse
 from taskloom.program import schemas
 
 Submit = Callable[[GenerateRequest], AsyncGenerator[Chunk, None]]
@@ -53,37 +55,64 @@ class TokenUsage:
 
 @dataclass
 class CallLedger:
-    """The LLM calls of one node attempt: their total spend and their ids, in order.
+    """The calls of one node: their total spend and the LLM calls' ids, in order.
 
     The ids are the parents of later calls of the same program, so a program-aware
-    scheduler sees one growing thread.
+    scheduler sees one growing thread. `meter`, when the run has a budget, is told of
+    every spend as it happens. `usage_by_model` keeps the tokens by the model each call
+    named (None: the engine's own), for pricing.
     """
 
     usage: TokenUsage = field(default_factory=TokenUsage)
     call_ids: list[str] = field(default_factory=list)
+    meter: BudgetMeter | None = None
+    tool_calls: int = 0
+    tool_s: float = 0.0
+    engine_s: float = 0.0
+    queue_s: float = 0.0
+    usage_by_model: dict[str | None, TokenUsage] = field(default_factory=dict)
 
     def started(self, call_id: str) -> None:
         self.call_ids.append(call_id)
         self.usage = self.usage + TokenUsage(llm_calls=1)
 
-    def spent(self, usage: TokenUsage) -> None:
+    def spent(self, usage: TokenUsage, model: str | None = None) -> None:
         self.usage = self.usage + usage
+        self.usage_by_model[model] = self.usage_by_model.get(model, TokenUsage()) + usage
+
+    def timed(self, elapsed_s: float, queued_s: float) -> None:
+        """An LLM call's time: `queued_s` of its `elapsed_s` waiting for admission."""
+        self.queue_s += queued_s
+        self.engine_s += max(0.0, elapsed_s - queued_s)
 
 
 async def stream_call(
     submit: Submit, request: GenerateRequest, ledger: CallLedger
 ) -> AsyncGenerator[Chunk, None]:
-    """The chunks of `request`; its tokens go to `ledger` however the call ends."""
+    """The chunks of `request`; its tokens and time go to `ledger` however the call
+    ends. A call the run's budget has no room for is never sent (see `budget_meter`)."""
+    meter = ledger.meter
+    if meter is not None and not meter.admit_llm_call():
+        await refuse(meter)
     ledger.started(request.call_id)
-    last = Chunk(text="")
+    started_s = anyio.current_time()
+    last: Chunk | None = None
     try:
         async with aclosing(submit(request)) as stream:
             async for chunk in stream:
+                if meter is not None:  # counted per chunk: a long answer stops part-way
+                    before = last or Chunk(text="")
+                    meter.tokens_spent(chunk.prompt_tokens - before.prompt_tokens,
+                                       chunk.generated_tokens - before.generated_tokens)
                 last = chunk
                 yield chunk
     finally:
         # Counted even when the call was aborted part-way: those tokens were spent.
-        ledger.spent(TokenUsage.of_chunk(last))
+        # A call that ended before its first chunk never showed it reached the engine:
+        # all its time counts as waiting.
+        elapsed_s = anyio.current_time() - started_s
+        ledger.spent(TokenUsage.of_chunk(last or Chunk(text="")), request.model)
+        ledger.timed(elapsed_s, elapsed_s if last is None else min(last.queued_s, elapsed_s))
 
 
 async def complete_text(submit: Submit, request: GenerateRequest, ledger: CallLedger) -> str:

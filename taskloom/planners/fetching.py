@@ -12,7 +12,7 @@ starts, and when it ends (with its observation; a cancelled task still ends).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -27,6 +27,12 @@ ObservationSink = Callable[[Observation], None]
 TaskSink = Callable[[Task, float], None]
 """Told of a task and a time: when it arrived, or when its call started."""
 Clock = Callable[[], float]
+ToolCaller = Callable[[Tool, Mapping[str, Any]], Awaitable[Any]]
+"""How a task calls its tool (the run's `call_tool`, which counts it against the budget)."""
+
+
+async def _call_directly(tool: Tool, args: Mapping[str, Any]) -> Any:
+    return await tool.call(args)
 
 
 def _ignore(observation: Observation) -> None:
@@ -49,8 +55,10 @@ class TaskFetchingUnit:
         on_observation: ObservationSink = _ignore,
         on_arrival: TaskSink = _ignore_task,
         on_start: TaskSink = _ignore_task,
+        call_tool: ToolCaller = _call_directly,
     ) -> None:
         self._tools = {tool.name: tool for tool in tools}
+        self.call_tool = call_tool
         self._clock = clock
         self._on_observation = on_observation
         self._on_arrival = on_arrival
@@ -150,7 +158,7 @@ class TaskFetchingUnit:
             if tool is None:
                 raise LookupError(f"unknown tool '{task.tool}'")
             inputs = {d: self._results[d].value for d in task.dependencies}
-            value = await tool.call(resolve_args(task.args, inputs))
+            value = await self.call_tool(tool, resolve_args(task.args, inputs))
         except Exception as exc:  # every failure becomes an observation the joiner sees
             error = str(exc) or type(exc).__name__
         return Observation(task, value, error, arrived, started, self._clock())

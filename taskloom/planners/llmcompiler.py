@@ -131,7 +131,7 @@ class _CompilerRun:
         self, question: str, tools: Sequence[Tool], number: int, *, allow_replan: bool
     ) -> Decision:
         label = f"plan{number}"
-        fetcher = reporting_unit(tools, self.llm.env, label)
+        fetcher = reporting_unit(tools, self.llm.env, label, self.llm.ledger)
         observations = await fetcher.run(self.planner.plan(question, tools, self.history))
         self.history = self.history.with_round(Round(tuple(fetcher.tasks), observations))
         return await _decide(self.joiner, question, self.history, allow_replan, f"join{number}")

@@ -210,7 +210,7 @@ async def solve_react(
             task = await _next_task(planner, question, tools, history)
             if task.is_finish and task.error is None:
                 return PlanOutcome(shape_answer(task.args.get("answer"), output_schema), history)
-            fetcher = reporting_unit(tools, llm.env, f"step{step}")
+            fetcher = reporting_unit(tools, llm.env, f"step{step}", llm.ledger)
             observation = await fetcher.run_one(task)
             history = history.with_round(Round((task,), (observation,)))
         raise PlanError(f"ReAct took max_steps ({max_steps}) steps without a final answer")

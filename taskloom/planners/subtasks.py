@@ -9,10 +9,13 @@ event, so a task shows, with its own timing, while the plan is still running.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from taskloom.orchestrator.kinds.base import NodeEnvironment
+from taskloom.orchestrator.llm_call import CallLedger
 from taskloom.orchestrator.result import NodeResult, NodeStatus
+from taskloom.orchestrator.tool_call import call_tool
 from taskloom.planners.base import Observation, Task
 from taskloom.planners.fetching import TaskFetchingUnit
 from taskloom.telemetry.tracer import TaskTrace
@@ -95,13 +98,19 @@ class SubtaskReporter:
         )
 
 
-def reporting_unit(tools: Sequence[Tool], env: NodeEnvironment, label: str) -> TaskFetchingUnit:
-    """A Task Fetching Unit on the run's clock whose tasks show as nodes of the run."""
+def reporting_unit(
+    tools: Sequence[Tool], env: NodeEnvironment, label: str, ledger: CallLedger | None = None
+) -> TaskFetchingUnit:
+    """A Task Fetching Unit on the run's clock whose tasks show as nodes of the run; with
+    `ledger` (the plan node's), every tool call is counted there and in the run's budget."""
     reporter = SubtaskReporter(env, label)
-    return TaskFetchingUnit(
+    unit = TaskFetchingUnit(
         tools,
         clock=env.clock,
         on_observation=reporter.finished,
         on_arrival=reporter.arrived,
         on_start=reporter.started,
     )
+    if ledger is not None:
+        unit.call_tool = functools.partial(call_tool, ledger=ledger)
+    return unit

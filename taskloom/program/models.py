@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from taskloom.program.budget import Budget
 from taskloom.program.kinds import NodeSpec
 from taskloom.program.schemas import check_schema
 from taskloom.program.spec_model import NodeBase, SpecModel
@@ -279,6 +280,8 @@ class Program(SpecModel):
     # The scheduling policy for this program's LLM calls (`plas`, `atlas`, `fcfs`, ...);
     # None leaves the choice to the caller (the CLI's --policy, else the default).
     policy: str | None = None
+    # Hard limits on each run of this program (see `taskloom.program.budget`).
+    budget: Budget | None = None
 
     # Where each value came from in the spec file; None for programs built in Python.
     _source: Any = PrivateAttr(default=None)

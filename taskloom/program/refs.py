@@ -17,10 +17,17 @@ import jinja2
 from jinja2 import nodes
 from jinja2.parser import Parser
 
-from taskloom.errors import TaskloomError
 from taskloom.program import template_limits as limits
 from taskloom.program.render_deadline import RenderDeadlineExceeded, call_with_deadline, loop_budget
 from taskloom.program.sandbox import BoundedSandbox
+from taskloom.program.template_errors import TemplateError as TemplateError  # re-exported
+from taskloom.program.template_errors import (
+    compile_failure,
+    render_error,
+    syntax_error,
+    too_deep,
+    unparsable,
+)
 from taskloom.program.template_limits import TemplateLimitError, template_limits
 
 RefPath = tuple[str | int, ...]
@@ -44,17 +51,6 @@ _RENDER_FAILURES = (
     MemoryError,
 )
 _WRAPPED = re.compile(r"^\{\{[-+]?(?P<inner>.*?)[-+]?\}\}$", re.DOTALL)
-
-
-class TemplateError(TaskloomError):
-    """A template could not be parsed or rendered: an undefined name or field, bad
-    syntax, or an operation the sandbox refuses."""
-
-    def __init__(self, message: str, *, template: str | None = None, line: int | None = None):
-        self.template = template
-        # 1-based line inside the template, when Jinja knows it (syntax errors).
-        self.line = line
-        super().__init__(message)
 
 
 # ---------------------------------------------------------------- references
@@ -125,7 +121,7 @@ def _references_in(tree: nodes.Node) -> list[RefPath]:
         bound = _locally_bound_names(tree)
         return list(dict.fromkeys(_walk(tree, bound)))
     except RecursionError:
-        raise _too_deep(None) from None
+        raise too_deep(None) from None
 
 
 def _locally_bound_names(tree: nodes.Node) -> frozenset[str]:
@@ -214,9 +210,9 @@ def _parse_template(template: str) -> nodes.Template:
         limits.check_nesting(tree)  # before anything recurses over it
         return tree
     except jinja2.TemplateSyntaxError as exc:
-        raise _syntax_error(exc, template) from None
+        raise syntax_error(exc, template) from None
     except (RecursionError, TemplateLimitError, ValueError) as exc:
-        raise _unparsable(exc, template) from None
+        raise unparsable(exc, template) from None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -229,9 +225,9 @@ def _parse_expression(expr: str) -> nodes.Expr:
         limits.check_nesting(tree)
         return tree
     except jinja2.TemplateSyntaxError as exc:
-        raise _syntax_error(exc, expr) from None
+        raise syntax_error(exc, expr) from None
     except (RecursionError, TemplateLimitError, ValueError) as exc:
-        raise _unparsable(exc, expr) from None
+        raise unparsable(exc, expr) from None
 
 
 # What compiling a parsed template can still raise: Jinja's code generator and
@@ -244,10 +240,8 @@ def _compile_template(template: str) -> jinja2.Template:
     _parse_template(template)  # same syntax errors and nesting limit
     try:
         return _ENV.from_string(template)
-    except jinja2.TemplateSyntaxError as exc:
-        raise _syntax_error(exc, template) from None
-    except _COMPILE_FAILURES:
-        raise _too_deep(template) from None
+    except (jinja2.TemplateError, *_COMPILE_FAILURES) as exc:
+        raise compile_failure(exc, template) from None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -255,27 +249,8 @@ def _compile_expression(expr: str) -> jinja2.environment.TemplateExpression:
     _parse_expression(expr)  # same syntax errors, same messages
     try:
         return _ENV.compile_expression(expr, undefined_to_none=False)
-    except _COMPILE_FAILURES:
-        raise _too_deep(expr) from None
-
-
-def _syntax_error(exc: jinja2.TemplateSyntaxError, source: str) -> TemplateError:
-    return TemplateError(f"template syntax error: {exc.message}", template=source, line=exc.lineno)
-
-
-def _unparsable(exc: Exception, source: str) -> TemplateError:
-    if isinstance(exc, ValueError):  # an integer literal past Python's digit limit
-        return TemplateError(f"template has a number too long to read: {exc}", template=source)
-    return _too_deep(source)
-
-
-def _too_deep(source: str | None) -> TemplateError:
-    limit = template_limits().max_nesting
-    return TemplateError(
-        f"template nests too deeply (over {limit} levels, max_nesting): a very long chain "
-        "of operators or deep brackets; split it with {% set %}",
-        template=source,
-    )
+    except (jinja2.TemplateError, *_COMPILE_FAILURES) as exc:
+        raise compile_failure(exc, expr) from None
 
 
 def _unwrap_expression(expr: str) -> str:
@@ -352,7 +327,7 @@ def _render_text(template: str, context: Mapping[str, Any]) -> str:
     try:
         return compiled.render(dict(context))
     except _RENDER_FAILURES as exc:
-        raise _render_error(exc, template) from None
+        raise render_error(exc, template) from None
 
 
 def _render_nested(value: Any, context: Mapping[str, Any]) -> Any:
@@ -416,7 +391,7 @@ def _evaluate(expr: str, context: Mapping[str, Any]) -> Any:
             limits.check_text_of(value, "the expression's value")
         return value
     except _RENDER_FAILURES as exc:
-        raise _render_error(exc, expr) from None
+        raise render_error(exc, expr) from None
 
 
 def _reject_undefined(value: Any) -> None:
@@ -429,21 +404,3 @@ def _reject_undefined(value: Any) -> None:
     elif isinstance(value, dict):
         for item in value.values():
             _reject_undefined(item)
-
-
-def _render_error(exc: Exception, template: str) -> TemplateError:
-    if isinstance(exc, TemplateLimitError):
-        message = f"template refused: {exc}"
-    elif isinstance(exc, jinja2.exceptions.SecurityError):
-        message = f"the template sandbox refused: {exc}"
-    elif isinstance(exc, RecursionError):
-        message = "template recursed too deeply (a macro that calls itself without end?)"
-    elif isinstance(exc, MemoryError):
-        message = "template ran out of memory"
-    elif isinstance(exc, jinja2.UndefinedError):
-        message = f"undefined in template: {exc.message}"
-    elif isinstance(exc, jinja2.TemplateError):
-        message = f"template failed: {exc.message}"
-    else:
-        message = f"template failed: {type(exc).__name__}: {exc}"
-    return TemplateError(message, template=template)

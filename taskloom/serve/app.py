@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from taskloom.orchestrator.store import RunRow, RunStore, StoredStatus
 from taskloom.serve.config import LOCAL_TENANT, ServeConfig
+from taskloom.serve.dashboard import mount_dashboard
 from taskloom.serve.manager import RunManager
 from taskloom.serve.programs import named_programs
 from taskloom.serve.services import Services, open_services
@@ -147,6 +148,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         return Response(generate_latest(services().metrics.registry),
                         media_type=CONTENT_TYPE_LATEST)
 
+    mount_dashboard(app, services, tenant_of, own_run)
     return app
 
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from taskloom.backends.sim.profiles import H100_LLAMA3_8B_ENGINE
+from taskloom.orchestrator.prices import PriceTable
+from taskloom.program.budget import Budget
 
 LOOPBACK_NAMES = ("localhost",)
 API_KEYS_ENV = "TASKLOOM_API_KEYS"
@@ -40,7 +46,14 @@ class ServeConfig:
     backend: str = "vllm"
     model: str | None = None
     base_url: str | None = None
+    engines: tuple[str, ...] = ()  # several OpenAI-compatible engines (--engine)
     policy: str | None = None
+    # The simulated engine's speed against the wall clock (sim backend only).
+    sim_speed: float = 1.0
+    # Tokens per streamed chunk of the simulated engine (vLLM's `stream_interval`).
+    sim_stream_interval: int = 1
+    # The in-process engine's dtype (vllm backend only); None: the model's own.
+    dtype: str | None = None
     store: Path | None = None
     specs: Path | None = None
     api_keys: tuple[str, ...] = ()
@@ -53,6 +66,9 @@ class ServeConfig:
     # Python modules whose `@tool` functions the server registers (named by the operator).
     tool_modules: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
+    # A cap on every run (`--budget`): a run's own budget can only tighten it.
+    budget: Budget | None = None
+    prices: PriceTable | None = None  # `--prices`: adds each node's cost
     # OpenTelemetry spans of every run: True, False, or None for "if the OTLP endpoint
     # variable is set" (see taskloom.telemetry.setup).
     trace: bool | None = None
@@ -67,6 +83,24 @@ class ServeConfig:
             )
         if self.specs is not None and not self.specs.is_dir():
             raise ServeConfigError(f"--specs {self.specs} is not a folder")
+        if not (math.isfinite(self.sim_speed) and self.sim_speed > 0):
+            raise ServeConfigError(f"--sim-speed must be a positive number, got {self.sim_speed}")
+        if self.sim_stream_interval < 1:
+            raise ServeConfigError("--sim-stream-interval must be at least 1")
+        if (self.sim_speed, self.sim_stream_interval) != (1.0, 1) and self.backend != "sim":
+            raise ServeConfigError("--sim-speed and --sim-stream-interval are for "
+                                   "--backend sim only")
+        if self.dtype is not None and self.backend != "vllm":
+            raise ServeConfigError("--dtype is for --backend vllm only")
+
+    def backend_options(self) -> dict[str, Any]:
+        """What `open_backend` gets besides the model and URL."""
+        if self.backend == "sim":  # the simulated H100, as `taskloom bench` runs it
+            return {"config": H100_LLAMA3_8B_ENGINE, "speed": self.sim_speed,
+                    "stream_interval": self.sim_stream_interval}
+        if self.backend == "vllm" and self.dtype is not None:
+            return {"dtype": self.dtype}
+        return {}
 
     def tenants(self) -> dict[str, str]:
         """API key -> tenant id. The id is a digest, so keys are never written down."""

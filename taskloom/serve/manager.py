@@ -82,7 +82,7 @@ class RunManager:
 
         def start(cancel: anyio.Event, sink: EventSink) -> Awaitable[RunResult]:
             return self.runtime.run(program, submission.inputs, policy=policy, run_id=run_id,
-                                    cancel=cancel, on_event=sink)
+                                    cancel=cancel, on_event=sink, budget=submission.budget)
 
         self._start(ActiveRun(run_id, tenant), start)
         return run_id
@@ -111,6 +111,7 @@ class RunManager:
             self.store.set_status(run.run_id, StoredStatus.FAILED, f"{type(exc).__name__}: {exc}")
             self.finish_stream(run.run_id)
         else:
+            self.metrics.run_ended(result)
             self.record_result(result)
         finally:
             self._active.pop(run.run_id, None)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import ModuleType
 
+from taskloom.backends.base import Backend
+from taskloom.backends.engine_pool import EnginePool, open_engines
 from taskloom.backends.factory import open_backend
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY
 from taskloom.orchestrator.store import RunStore
@@ -33,13 +35,12 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
     metrics = ServeMetrics()
     store = RunStore(config.store)
     try:
-        async with open_backend(
-            config.backend, model=config.model, base_url=config.base_url
-        ) as engine:
-            tracer = open_tracer(config.trace, default_model=config.model or served_model(engine))
-            runtime = Runtime(MeteredBackend(engine, metrics), tools=server_tools(config),
-                              store=store, policy=config.policy or DEFAULT_POLICY,
-                              tracer=tracer)
+        async with _open_engines(config, metrics) as engines:
+            prices = config.prices and config.prices.for_engine(config.model)
+            tracer = open_tracer(config.trace, default_model=config.model or served_model(engines))
+            runtime = Runtime(engines, tools=server_tools(config), store=store,
+                              policy=config.policy or DEFAULT_POLICY,
+                              budget=config.budget, prices=prices, tracer=tracer)
             metrics.watch(store.counts, runtime.schedulers)
             manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
             try:
@@ -49,6 +50,28 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
                 tracer.close()
     finally:
         store.close()
+
+
+@asynccontextmanager
+async def _open_engines(
+    config: ServeConfig, metrics: ServeMetrics
+) -> AsyncIterator[Backend | EnginePool]:
+    """The one engine, or the pool of `--engine`s, each metered."""
+    def metered(engine: Backend) -> Backend:
+        return MeteredBackend(engine, metrics)
+
+    opened: AbstractAsyncContextManager[Backend | EnginePool]
+    if config.engines:
+        opened = open_engines(config.engines, model=config.model, wrap=metered)
+    else:
+        opened = open_backend(config.backend, model=config.model, base_url=config.base_url,
+                              **config.backend_options())
+    async with opened as engines:
+        if isinstance(engines, EnginePool):
+            metrics.watch_engines(engines)
+            yield engines
+        else:
+            yield metered(engines)
 
 
 def server_tools(config: ServeConfig) -> ToolRegistry:

@@ -15,6 +15,7 @@ from taskloom.naming import unknown_name_message
 from taskloom.orchestrator.compile import compile_program
 from taskloom.orchestrator.inputs import InputError, resolve_inputs
 from taskloom.orchestrator.scheduler.registry import policy_names
+from taskloom.program.budget import Budget
 from taskloom.program.load import loads
 from taskloom.program.models import Program
 from taskloom.serve.config import Limits
@@ -45,6 +46,7 @@ class SubmitBody(BaseModel):
     spec: str | None = None
     inputs: dict[str, Any] = {}
     policy: str | None = None
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Submission:
     spec_file: str
     inputs: dict[str, Any]
     policy: str | None
+    budget: Budget | None = None
 
 
 def parse_body(raw: bytes, limits: Limits) -> SubmitBody:
@@ -106,7 +109,7 @@ def check_submission(
         inputs = resolve_inputs(program, body.inputs)
     except InputError as exc:
         raise Refusal(422, f"bad inputs: {exc}") from None
-    return Submission(program, text, filename, inputs, body.policy)
+    return Submission(program, text, filename, inputs, body.policy, body.budget)
 
 
 def _compiled(

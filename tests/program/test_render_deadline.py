@@ -5,6 +5,7 @@ import threading
 import anyio
 import anyio.lowlevel
 import pytest
+from trio.testing import MockClock
 
 from taskloom.program.refs import TemplateError, render_template
 from taskloom.program.render_deadline import (
@@ -112,3 +113,27 @@ def test_a_quick_render_stays_on_the_loop_thread() -> None:
 
     assert anyio.run(main) == ("2", threading.get_ident())
     assert loop_budget() is None  # the budget applies only inside render_off_loop
+
+
+def test_on_a_virtual_clock_a_slow_render_stays_on_the_loop_and_costs_no_virtual_time() -> None:
+    """A thread's wall time would let trio's MockClock jump ahead; simulated runs and
+    virtual-time tests must not see a render's cost as simulated seconds."""
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        before = anyio.current_time()
+        with pytest.raises(TemplateError, match="time limit"):
+            await render_off_loop(_on_thread_of, _DEADLINE_LOOP)
+        seen["elapsed"] = anyio.current_time() - before
+
+    def _on_thread_of(template: str) -> str:
+        seen["thread"] = threading.get_ident()
+        return render_template(template, {})
+
+    previous = set_template_limits(TemplateLimits(max_render_seconds=0.3))
+    try:
+        anyio.run(main, backend="trio",
+                  backend_options={"clock": MockClock(autojump_threshold=0)})
+    finally:
+        set_template_limits(previous)
+    assert seen == {"elapsed": 0.0, "thread": threading.get_ident()}

@@ -45,6 +45,7 @@ class Server:
     args: list[str]
     workdir: Path
     port: int = field(default_factory=free_port)
+    engine: list[str] = field(default_factory=lambda: ["--backend", "scripted"])
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -56,7 +57,7 @@ class Server:
         log = (self.workdir / f"server-{self.starts}.log").open("wb")
         self.starts += 1
         self.process = subprocess.Popen(
-            taskloom("serve", "--port", str(self.port), "--backend", "scripted",
+            taskloom("serve", "--port", str(self.port), *self.engine,
                      "--store", str(self.workdir / "store.db"), "--tools", "serve_test_tools",
                      *self.args),
             cwd=self.workdir, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,

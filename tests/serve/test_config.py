@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from serve_harness import subprocess_env, taskloom
 
+from taskloom.backends.sim.profiles import H100_LLAMA3_8B_ENGINE
 from taskloom.serve.config import ServeConfig, ServeConfigError, is_loopback, tenant_id
 
 
@@ -59,3 +60,34 @@ def test_a_tools_module_that_does_not_import_refuses_to_start(tmp_path: Path) ->
     )
     assert started.returncode == 2
     assert "--tools no_such_module_here: cannot import it" in started.stderr
+
+
+def test_the_sim_backend_is_the_simulated_h100_at_the_given_speed() -> None:
+    options = ServeConfig(backend="sim", sim_speed=4.0, sim_stream_interval=8).backend_options()
+    assert options == {"config": H100_LLAMA3_8B_ENGINE, "speed": 4.0, "stream_interval": 8}
+    assert ServeConfig(backend="vllm", dtype="float32").backend_options() == {"dtype": "float32"}
+    assert ServeConfig(backend="scripted").backend_options() == {}
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    (ServeConfig(backend="sim", sim_speed=0.0), "--sim-speed must be a positive number"),
+    (ServeConfig(backend="sim", sim_speed=float("nan")), "--sim-speed must be a positive"),
+    (ServeConfig(backend="sim", sim_stream_interval=0), "--sim-stream-interval must be at"),
+    (ServeConfig(backend="scripted", sim_speed=2.0), "for --backend sim only"),
+    (ServeConfig(backend="sim", dtype="float32"), "--dtype is for --backend vllm only"),
+])
+def test_engine_options_for_another_backend_or_out_of_range_are_refused(
+    config: ServeConfig, message: str
+) -> None:
+    with pytest.raises(ServeConfigError, match=message):
+        config.check()
+
+
+def test_serve_refuses_a_sim_speed_for_another_backend_before_it_starts(tmp_path: Path) -> None:
+    started = subprocess.run(
+        taskloom("serve", "--backend", "scripted", "--sim-speed", "3",
+                 "--store", str(tmp_path / "s.db")),
+        capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
+    )
+    assert started.returncode == 2
+    assert "--sim-speed and --sim-stream-interval are for --backend sim only" in started.stderr

@@ -94,7 +94,9 @@ class SimBackend(ManagedBackend):
     the output lengths of a trace. `stream_interval` (default 1, a chunk per token) sets
     how many tokens a chunk gathers (the first token and the last always come at once).
     `fast_forward` (default on) lets the loop sleep over runs of decode-only steps
-    when the interval allows; it never changes a number, only the wall time.
+    when the interval allows; it never changes a number, only the wall time. `speed`
+    (default 1) runs the engine that many times faster than the clock it runs on: a
+    step of s modelled seconds takes s / speed of them (`taskloom serve --sim-speed`).
     """
 
     name = "sim"
@@ -107,13 +109,17 @@ class SimBackend(ManagedBackend):
         output_tokens: OutputLength = max_tokens_output,
         stream_interval: int = 1,
         fast_forward: bool = True,
+        speed: float = 1.0,
     ) -> None:
         if stream_interval < 1:
             raise ValueError(f"stream_interval must be at least 1, got {stream_interval}")
+        if not (math.isfinite(speed) and speed > 0):
+            raise ValueError(f"speed must be a positive number, got {speed}")
         self.config = config if config is not None else SimEngineConfig()
         self.cost = cost
         self.stream_interval = stream_interval
         self.fast_forward = fast_forward
+        self.speed = speed
         self._engine = SimEngine(self.config, cost)
         self._output_tokens = output_tokens
         self._arrivals: list[_Call] = []
@@ -137,7 +143,7 @@ class SimBackend(ManagedBackend):
         """Share of the (virtual) time since the start that the engine spent in steps."""
         if self._started_at is None:
             return 0.0
-        return self.stats().busy_fraction(anyio.current_time() - self._started_at)
+        return self.stats().busy_fraction(self._now() - self._started_at)
 
     @property
     def engine(self) -> SimEngine:
@@ -174,7 +180,7 @@ class SimBackend(ManagedBackend):
         output_tokens = max(1, self._output_tokens(request))
         self._engine.check_fits(len(tokens), output_tokens)
         send, receive = anyio.create_memory_object_stream[_Item](max_buffer_size=math.inf)
-        order = (anyio.current_time(), request.program_id, request.thread_id, request.call_id)
+        order = (self._now(), request.program_id, request.thread_id, request.call_id)
         reason = "length" if output_tokens >= request.sampling.max_tokens else "stop"
         call = _Call(order, tokens, output_tokens, request.priority, reason, send)
         self._arrivals.append(call)
@@ -205,7 +211,7 @@ class SimBackend(ManagedBackend):
             with anyio.CancelScope() as scope:
                 self._loop_scope = scope
                 self._settle_ties = _running_on_trio()
-                self._started_at = anyio.current_time()
+                self._started_at = self._now()
                 task_status.started()
                 while True:
                     await self._wait_for_work()
@@ -229,7 +235,7 @@ class SimBackend(ManagedBackend):
         plan = self._engine.schedule()
         if plan.is_empty:
             return  # only after a request preempted itself; the next schedule progresses
-        await anyio.sleep(plan.seconds)
+        await anyio.sleep(plan.seconds / self.speed)
         await self._settle()
         self._complete(plan)
 
@@ -257,7 +263,7 @@ class SimBackend(ManagedBackend):
         seconds = self._engine.decode_step_seconds(steps)
         # End times summed as the step-by-step loop's sleeps would sum them, up to twice
         # the start time (see the module doc).
-        start = end = anyio.current_time()
+        start = end = self._now()
         ends: list[float] = []
         for step_seconds in seconds:
             end += step_seconds
@@ -283,13 +289,13 @@ class SimBackend(ManagedBackend):
         self._deferred_aborts = aborts
         try:
             self._work_arrived = anyio.Event()
-            with anyio.move_on_at(ends[-1]):
+            with anyio.move_on_at(self._clock_at(ends[-1])):
                 await self._work_arrived.wait()
             await self._settle()
             # Steps that ended before now are done; the one that ends at or after now was
             # in flight when the arrival or abort came. (On a real clock now may be past
             # the last end; the last step still goes the normal way, for its chunks.)
-            in_flight = min(bisect.bisect_left(ends, anyio.current_time()), len(ends) - 1)
+            in_flight = min(bisect.bisect_left(ends, self._now()), len(ends) - 1)
             self._engine.complete_decode_steps(seconds[:in_flight])
             plan = self._engine.schedule()
         finally:
@@ -298,12 +304,20 @@ class SimBackend(ManagedBackend):
             raise RuntimeError("a fast-forwarded step differs from the one the engine ran")
         for sim_request in aborts:
             self._engine.abort(sim_request)
-        if ends[in_flight] > anyio.current_time():
+        if ends[in_flight] > self._now():
             # A deadline, not a duration: the clock lands on the very sum computed above.
-            with anyio.move_on_at(ends[in_flight]):
+            with anyio.move_on_at(self._clock_at(ends[in_flight])):
                 await anyio.sleep_forever()
             await self._settle()
         self._complete(plan)
+
+    def _now(self) -> float:
+        """The engine's time: the clock's, times `speed` (exactly the clock's at 1)."""
+        return anyio.current_time() * self.speed
+
+    def _clock_at(self, engine_time: float) -> float:
+        """The clock's time when the engine's reaches `engine_time`."""
+        return engine_time / self.speed
 
     async def _settle(self) -> None:
         """Let every task runnable at this instant act first (see the module doc)."""

@@ -14,6 +14,7 @@ from taskloom.orchestrator.kinds.base import (
     TemplateSite,
     value_sites,
 )
+from taskloom.orchestrator.tool_call import call_tool
 from taskloom.orchestrator.tool_catalog import tool_signature_hint, unknown_tool_hint
 from taskloom.program.models import ToolNode
 from taskloom.program.refs import is_templated, render_value
@@ -64,5 +65,5 @@ class ToolKind(NodeKind[ToolNode]):
         args = await render_off_loop(render_value, node.args, context)
         if env.tracer.enabled:
             with env.tracer.tool_call(tool.name, env.node_id):
-                return await tool.call(args)
-        return await tool.call(args)
+                return await call_tool(tool, args, ledger)
+        return await call_tool(tool, args, ledger)

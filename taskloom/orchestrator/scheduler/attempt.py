@@ -121,6 +121,7 @@ def _record_chunk(
         cached_prompt_tokens=call.cached_prompt_tokens,
         finished=chunk.finished,
         finish_reason=chunk.finish_reason,
+        queued_s=call.waiting_s,
     )
 
 

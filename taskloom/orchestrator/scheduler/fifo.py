@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import replace
 
 import anyio
 
@@ -24,9 +25,12 @@ class FifoScheduler:
         self._slots = anyio.Semaphore(limit)
 
     async def submit(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
-        async with self._slots, aclosing(self.backend.generate(request)) as stream:
-            async for chunk in stream:
-                yield chunk
+        arrived = anyio.current_time()
+        async with self._slots:
+            queued_s = anyio.current_time() - arrived
+            async with aclosing(self.backend.generate(request)) as stream:
+                async for chunk in stream:
+                    yield replace(chunk, queued_s=queued_s) if queued_s else chunk
 
     async def close(self) -> None:
         await self.backend.close()

@@ -11,8 +11,9 @@ one. So this scheduler holds calls itself and decides what runs:
   text (`attempt.py`);
 - the call's level is passed to the engine as its `priority`, so the engine's own queue
   agrees;
-- with several engines, a balancer picks the engine, and an engine that fails a call is
-  taken out of service while the call moves to another engine (`failover.py`).
+- with several engines, a balancer picks the engine, and an engine that fails a call, or
+  a health check (`engine_down`), is taken out of service while its calls move to another
+  engine (`failover.py`); a passing health check (`engine_up`) brings it back.
 
 Every decision is made synchronously when something happens (a call arrives, finishes,
 crosses its quantum, is cancelled), in `_dispatch`. Calls stream in their consumers' own
@@ -32,19 +33,16 @@ import anyio
 
 from taskloom.backends.base import Backend, Chunk, GenerateRequest
 from taskloom.errors import BackendError, TaskloomError
+from taskloom.orchestrator.engines_report import CallMove
 from taskloom.orchestrator.scheduler.attempt import run_attempt, stop_attempt
 from taskloom.orchestrator.scheduler.balancer import (
     Balancer,
     LocalityBalancer,
-    RouteRequest,
-    estimate_prompt_tokens,
 )
 from taskloom.orchestrator.scheduler.call_reports import CallWatch
 from taskloom.orchestrator.scheduler.failover import Failover
 from taskloom.orchestrator.scheduler.policies import (
-    CallSnapshot,
     Policy,
-    atlas,
     get_policy,
     starvation_measure,
 )
@@ -61,6 +59,7 @@ from taskloom.orchestrator.scheduler.records import (
     ScheduledCall,
     SchedulerStats,
     engine_slots,
+    new_scheduled_call,
 )
 
 DEFAULT_MAX_IN_FLIGHT = 128
@@ -179,35 +178,31 @@ class ProgramAwareScheduler:
     def running_call_ids(self, engine: int = 0) -> list[str]:
         return [call.request.call_id for call in self._engines[engine].running]
 
+    def take_moves(self, program_id: str) -> list[CallMove]:
+        """The program's calls that moved off a failed engine (and forget them)."""
+        return self._failover.take_moves(program_id)
+
+    # ----- engine health, from a health check -----
+
+    def engine_down(self, index: int, reason: str) -> None:
+        """Take the engine out of service; its calls resume elsewhere from their text."""
+        now = self._clock()
+        for call in self._failover.take_out(index):
+            self._requeue(call, now)
+        self._dispatch()
+
+    def engine_up(self, index: int) -> None:
+        """The engine answers again: it takes calls again."""
+        if self._failover.bring_back(index, self._queue.in_order()):
+            self._dispatch()
+
     # ----- arrival and departure -----
 
     def _arrive(self, request: GenerateRequest) -> ScheduledCall:
         now = self._clock()
-        program = self.table.snapshot(request.program_id)
-        snapshot = CallSnapshot(
-            call_id=request.call_id,
-            program_id=request.program_id,
-            thread_id=request.thread_id,
-            parent_call_ids=request.parent_call_ids,
-            arrival_s=now,
-            prompt_tokens=estimate_prompt_tokens(request),
-            max_tokens=request.sampling.max_tokens,
-            remaining_work=self._oracle(request) if self._oracle is not None else None,
-        )
-        priority = self.policy.priority(snapshot, program)
-        call = ScheduledCall(
-            request=request,
-            snapshot=snapshot,
-            route=RouteRequest(
-                request.call_id, request.program_id, snapshot.prompt_tokens, None
-            ),
-            path_start_s=atlas(snapshot, program),
-            level=self.queue_config.level_for(priority),
-            rank=priority if self.policy.rank_by_priority else 0.0,
-            tie_break=(now, request.program_id, request.thread_id, request.call_id),
-            entered_level_s=now,
-            queued_since_s=now,
-        )
+        work = self._oracle(request) if self._oracle is not None else None
+        call = new_scheduled_call(request, now, self.policy, self.queue_config,
+                                  self.table.snapshot(request.program_id), work)
         self.table.call_started(request.program_id)
         self._live.setdefault(request.program_id, {})[call] = None
         self._queue.push(call, call.position())
@@ -271,9 +266,7 @@ class ProgramAwareScheduler:
     ) -> None:
         now = self._clock()
         if call.state is CallState.RUNNING and call.epoch == epoch:
-            self._stop_attempt(call, now)
-            call.wait_again(now)
-            self._queue.push(call, call.position())
+            self._requeue(call, now)
         self._failover.call_failed(call, engine)
         if call.state is CallState.QUEUED and not self._failover.has_engine_to_try(call):
             call.error = error
@@ -398,9 +391,8 @@ class ProgramAwareScheduler:
             call.epoch += 1
             call.attempt_chunks = 0
         call.taken_back_from = None
-        call.state = CallState.RUNNING
-        call.engine = engine.index
-        call.attempt_started_s = now
+        self._failover.started(call, engine.index)
+        call.state, call.engine, call.attempt_started_s = CallState.RUNNING, engine.index, now
         engine.running[call] = None
         engine.tally.attempts += 1
         call.turn.set()
@@ -410,9 +402,12 @@ class ProgramAwareScheduler:
         self._engines[call.engine].tally.preemptions += 1
         self._preemptions += 1
         call.preemptions += 1
-        self._stop_attempt(call, now)
-        call.wait_again(now)
+        self._requeue(call, now)
+
+    def _requeue(self, call: ScheduledCall, now: float) -> None:
         # It keeps its place in its level: it was there before the call that displaced it.
+        self._stop_attempt(call, now)
+        call.state, call.turn, call.queued_since_s = CallState.QUEUED, anyio.Event(), now
         self._queue.push(call, call.position())
 
     def _stop_attempt(self, call: ScheduledCall, now: float) -> None:

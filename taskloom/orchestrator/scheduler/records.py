@@ -13,9 +13,14 @@ from dataclasses import dataclass, field
 import anyio
 
 from taskloom.backends.base import Backend, GenerateRequest
-from taskloom.orchestrator.scheduler.balancer import EngineLoad, EngineTally, RouteRequest
-from taskloom.orchestrator.scheduler.policies import CallSnapshot
-from taskloom.orchestrator.scheduler.queues import QueuePosition
+from taskloom.orchestrator.scheduler.balancer import (
+    EngineLoad,
+    EngineTally,
+    RouteRequest,
+    estimate_prompt_tokens,
+)
+from taskloom.orchestrator.scheduler.policies import CallSnapshot, Policy, ProgramSnapshot, atlas
+from taskloom.orchestrator.scheduler.queues import QueueConfig, QueuePosition
 
 
 class CallState(enum.Enum):
@@ -53,6 +58,7 @@ class ScheduledCall:
     prompt_tokens: int | None = None
     cached_prompt_tokens: int = 0
     failed_on: set[int] = field(default_factory=set)
+    moved_from: int | None = None  # the engine its last attempt failed on, until it restarts
     preemptions: int = 0
     error: BaseException | None = None
 
@@ -76,15 +82,41 @@ class ScheduledCall:
         """Started at this very instant and has produced nothing yet."""
         return self.attempt_started_s == now_s and self.attempt_chunks == 0
 
-    def wait_again(self, now_s: float) -> None:
-        """Queued again from `now_s` (preempted, or its engine failed it), with a
-        fresh event for its next turn."""
-        self.state = CallState.QUEUED
-        self.turn = anyio.Event()
-        self.queued_since_s = now_s
-
     def position(self) -> QueuePosition:
         return QueuePosition(self.level, self.rank, self.entered_level_s, self.tie_break)
+
+
+def new_scheduled_call(
+    request: GenerateRequest,
+    now: float,
+    policy: Policy,
+    queue_config: QueueConfig,
+    program: ProgramSnapshot,
+    remaining_work: float | None,
+) -> ScheduledCall:
+    """The record of a call arriving at `now`, its priority given by `policy`."""
+    snapshot = CallSnapshot(
+        call_id=request.call_id,
+        program_id=request.program_id,
+        thread_id=request.thread_id,
+        parent_call_ids=request.parent_call_ids,
+        arrival_s=now,
+        prompt_tokens=estimate_prompt_tokens(request),
+        max_tokens=request.sampling.max_tokens,
+        remaining_work=remaining_work,
+    )
+    priority = policy.priority(snapshot, program)
+    return ScheduledCall(
+        request=request,
+        snapshot=snapshot,
+        route=RouteRequest(request.call_id, request.program_id, snapshot.prompt_tokens, None),
+        path_start_s=atlas(snapshot, program),
+        level=queue_config.level_for(priority),
+        rank=priority if policy.rank_by_priority else 0.0,
+        tie_break=(now, request.program_id, request.thread_id, request.call_id),
+        entered_level_s=now,
+        queued_since_s=now,
+    )
 
 
 @dataclass(eq=False)

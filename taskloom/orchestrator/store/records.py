@@ -19,6 +19,7 @@ class StoredStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    BUDGET_EXCEEDED = "budget_exceeded"
 
 
 FINISHED_NODE_STATUSES = (NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED)
@@ -45,6 +46,7 @@ class RunRow:
     wall_s: float = 0.0
     outputs: dict[str, Any] | None = None
     error: str | None = None
+    budget_exceeded: dict[str, Any] | None = None  # a `BudgetOverrun`, as JSON
 
     def summary(self) -> dict[str, Any]:
         """The short form a listing shows."""
@@ -79,12 +81,14 @@ def node_values(run_id: str, node: NodeResult) -> tuple[Any, ...]:
         run_id, node.node_id, node.kind, node.status.value, dumps(node.output), node.error,
         node.started_s, node.ended_s, node.attempts, node.prompt_tokens,
         node.generated_tokens, node.cached_prompt_tokens, node.llm_calls,
+        node.tool_calls, node.tool_s, node.engine_s, node.queue_s, node.cost_usd,
     )
 
 
 NODE_COLUMNS = (
     "run_id, node_id, kind, status, output, error, started_s, ended_s, attempts, "
-    "prompt_tokens, generated_tokens, cached_prompt_tokens, llm_calls"
+    "prompt_tokens, generated_tokens, cached_prompt_tokens, llm_calls, "
+    "tool_calls, tool_s, engine_s, queue_s, cost_usd"
 )
 
 
@@ -102,6 +106,11 @@ def node_from_row(row: sqlite3.Row) -> NodeResult:
         generated_tokens=row["generated_tokens"],
         cached_prompt_tokens=row["cached_prompt_tokens"],
         llm_calls=row["llm_calls"],
+        tool_calls=row["tool_calls"],
+        tool_s=row["tool_s"],
+        engine_s=row["engine_s"],
+        queue_s=row["queue_s"],
+        cost_usd=row["cost_usd"],
     )
 
 
@@ -124,4 +133,5 @@ def run_from_row(row: sqlite3.Row) -> RunRow:
         wall_s=row["wall_s"],
         outputs=json.loads(row["outputs"]) if row["outputs"] is not None else None,
         error=row["error"],
+        budget_exceeded=json.loads(row["budget_exceeded"]) if row["budget_exceeded"] else None,
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from taskloom.orchestrator.result import NodeResult, RunResult, RunStatus
+from taskloom.orchestrator.result import BudgetOverrun, NodeResult, RunResult, RunStatus
 from taskloom.orchestrator.store import queries, writer
 from taskloom.orchestrator.store.records import (
     FINISHED_NODE_STATUSES,
@@ -141,6 +141,7 @@ class RunStore:
             error=row.error if finished else "not finished: running, or cut short by a crash",
             started_at=row.created_at if row.started_at is None else row.started_at,
             wall_s=row.wall_s,
+            budget_exceeded=BudgetOverrun(**row.budget_exceeded) if row.budget_exceeded else None,
         )
 
     def finished_nodes(self, run_id: str, node_ids: Collection[str]) -> dict[str, NodeResult]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each step takes a file at version i to version i + 1; never edit a step once released.
 _MIGRATIONS: tuple[str, ...] = (
@@ -54,6 +54,15 @@ _MIGRATIONS: tuple[str, ...] = (
         data   TEXT NOT NULL,
         PRIMARY KEY (run_id, seq)
     );
+    """,
+    # 2: the accounting of every node, and which budget limit a run crossed.
+    """
+    ALTER TABLE nodes ADD COLUMN tool_calls INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN tool_s REAL NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN engine_s REAL NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN queue_s REAL NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN cost_usd REAL;
+    ALTER TABLE runs ADD COLUMN budget_exceeded TEXT;
     """,
 )
 

@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Any
 
 from taskloom.orchestrator.result import NodeResult, RunResult
@@ -20,7 +21,8 @@ from taskloom.orchestrator.store.records import (
 )
 
 _NODE_UPSERT = (
-    f"INSERT OR REPLACE INTO nodes ({NODE_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+    f"INSERT OR REPLACE INTO nodes ({NODE_COLUMNS}) "
+    f"VALUES ({', '.join('?' * len(NODE_COLUMNS.split(',')))})"
 )
 
 
@@ -87,6 +89,7 @@ def finish_run(connection: sqlite3.Connection, result: RunResult, **fields: Any)
     """Store the whole result: the run's row (created if the run was never begun) and
     every node, in the result's order."""
     now = time.time()
+    overrun = None if result.budget_exceeded is None else dumps(asdict(result.budget_exceeded))
     with transaction(connection):
         connection.execute(
             "INSERT OR IGNORE INTO runs (run_id, program, inputs, status, created_at, "
@@ -96,9 +99,9 @@ def finish_run(connection: sqlite3.Connection, result: RunResult, **fields: Any)
         )
         connection.execute(
             "UPDATE runs SET status = ?, outputs = ?, error = ?, wall_s = ?, started_at = ?, "
-            "updated_at = ?, finished_at = ? WHERE run_id = ?",
+            "updated_at = ?, finished_at = ?, budget_exceeded = ? WHERE run_id = ?",
             (result.status.value, dumps(result.outputs), result.error, result.wall_s,
-             result.started_at, now, now, result.run_id),
+             result.started_at, now, now, overrun, result.run_id),
         )
         connection.execute("DELETE FROM nodes WHERE run_id = ?", (result.run_id,))
         connection.executemany(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from taskloom.orchestrator.store.schema import SCHEMA_VERSION, SchemaTooNew, connect
+from taskloom.orchestrator.store import RunStore
+from taskloom.orchestrator.store.schema import _MIGRATIONS, SCHEMA_VERSION, SchemaTooNew, connect
 
 
 def test_a_new_file_is_in_wal_mode_at_the_current_version(tmp_path: Path) -> None:
@@ -35,3 +36,23 @@ def test_a_file_from_a_newer_taskloom_is_refused(tmp_path: Path) -> None:
     raw.close()
     with pytest.raises(SchemaTooNew, match="schema version"):
         connect(path)
+
+
+def test_a_version_1_file_gains_the_accounting_columns_and_keeps_its_runs(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.db"
+    raw = sqlite3.connect(str(path), isolation_level=None)
+    for statement in _MIGRATIONS[0].split(";"):
+        if statement.strip():
+            raw.execute(statement)
+    raw.execute("PRAGMA user_version = 1")
+    raw.execute("INSERT INTO runs (run_id, program, status, created_at, updated_at) "
+                "VALUES ('r', 'p', 'succeeded', 0, 0)")
+    raw.execute("INSERT INTO nodes (run_id, node_id, kind, status, llm_calls) "
+                "VALUES ('r', 'a', 'llm', 'succeeded', 2)")
+    raw.close()
+    loaded = RunStore(path).load("r")
+    node = loaded.nodes["a"]
+    assert node.llm_calls == 2 and node.tool_calls == 0 and node.engine_s == 0.0
+    assert node.cost_usd is None and loaded.budget_exceeded is None
