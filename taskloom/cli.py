@@ -235,6 +235,10 @@ def run(
     engine_urls: EngineUrlsOpt = None,
     budget: BudgetOpt = None,
     prices: PricesOpt = None,
+    trace: Annotated[bool, typer.Option(
+        "--trace", help="Send the run's OpenTelemetry spans over OTLP/HTTP to "
+        "$OTEL_EXPORTER_OTLP_ENDPOINT (else localhost:4318); on whenever that is set.")
+    ] = False,
 ) -> None:
     """Run a spec and print its outputs.
 
@@ -268,6 +272,7 @@ def run(
         result = _unwrapped(
             _run_interruptibly, graph, given, backend.value, model, base_url, timeout,
             store, json_out, tools, policy, sample_slots, engine, limits, price_table,
+            trace or None,
         )
     except BackendError as exc:
         typer.echo(f"engine error: {exc}", err=True)
@@ -321,6 +326,7 @@ async def _run_interruptibly(
     engine: EngineStart,
     budget: Budget | None = None,
     prices: PriceTable | None = None,
+    trace: bool | None = None,
 ) -> RunResult | None:
     """Run with Ctrl-C turned into a clean cancellation: in-flight engine requests are
     aborted and the partial result is returned rather than lost."""
@@ -344,7 +350,7 @@ async def _run_interruptibly(
             async with Runtime.open(
                 backend, model=model, base_url=base_url, tools=tools,
                 store=store, policy=policy, sample_slots=sample_slots,
-                budget=budget, prices=prices, **engine.options,
+                budget=budget, prices=prices, trace=trace, **engine.options,
             ) as runtime:
                 progress.note("running")
                 running = True

@@ -23,6 +23,8 @@ from taskloom.backends.factory import (
 )
 from taskloom.cli_render import print_run_result, run_result_json
 from taskloom.client import Client, ServerError
+from taskloom.gantt import write_gantt
+from taskloom.orchestrator.draw import UnknownFormat
 from taskloom.orchestrator.result import RunResult
 from taskloom.orchestrator.store import RunNotFound, RunStore, StoredStatus
 from taskloom.runtime import Runtime
@@ -96,8 +98,13 @@ def show(
     server: ServerOpt = None,
     api_key: ApiKeyOpt = None,
     store: StoreOpt = None,
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Draw the run's timeline instead: .png, .svg, or .html (one "
+        "self-contained file to share).")] = None,
 ) -> None:
-    """Print one run as `taskloom run --json` does."""
+    """Print one run as `taskloom run --json` does, or draw its timeline (-o)."""
+    if output is not None and not output.parent.is_dir():
+        raise fail(f"cannot write {output}: the folder {output.parent} does not exist")
     if server:
         with client_for(server, api_key) as client:
             shown = _remote(lambda: client.get(run_id))
@@ -107,7 +114,14 @@ def show(
         if row is None:
             raise fail(f"no run '{run_id}' in {local.path}")
         shown = stored_run_json(local, row)
-    typer.echo(json.dumps(shown, indent=2, default=str))
+    if output is None:
+        typer.echo(json.dumps(shown, indent=2, default=str))
+        return
+    try:
+        write_gantt(shown, output)
+    except (UnknownFormat, OSError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"wrote {output}")
 
 
 def cancel(

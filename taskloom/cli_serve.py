@@ -92,6 +92,10 @@ def serve(
     engine_urls: EngineUrlsOpt = None,
     budget: BudgetOpt = None,
     prices: PricesOpt = None,
+    trace: Annotated[bool, typer.Option(
+        "--trace", help="Send every run's OpenTelemetry spans over OTLP/HTTP to "
+        "$OTEL_EXPORTER_OTLP_ENDPOINT (else localhost:4318); on whenever that is set.")
+    ] = False,
 ) -> None:
     """Serve programs over HTTP: one engine and one scheduler for every client's runs.
 
@@ -114,6 +118,7 @@ def serve(
         limits=Limits(max_spec_bytes=max_spec_bytes, max_input_bytes=max_input_bytes,
                       max_nodes=max_nodes, max_runs_in_flight=max_runs_in_flight),
         budget=budget_from_options(budget), prices=prices_from_option(prices),
+        trace=trace or None,
     )
     try:
         check_base_url(backend_name(backend), base_url or first_url(engine_urls))

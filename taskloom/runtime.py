@@ -38,6 +38,7 @@ from taskloom.program.budget import Budget, tightest
 from taskloom.program.load import loads
 from taskloom.program.models import Program
 from taskloom.runtime_engines import with_engines_report
+from taskloom.telemetry import NO_TRACER, Tracer, open_tracer, served_model
 from taskloom.tools.registry import ToolRegistry, default_registry
 from taskloom.tools.sources import SourceConnections
 from taskloom.tools.sources.declared import StandingSources
@@ -53,7 +54,8 @@ class Runtime:
     Which scheduling policy a run uses: `run(policy=...)`, else the program's own
     `policy:`, else the runtime's `policy` (default `plas`). Each policy gets one
     scheduler over the backend, shared by every run that uses it. A runtime built around
-    your own `scheduler` sends every run through that one.
+    your own `scheduler` sends every run through that one. `tracer` records each run as
+    OpenTelemetry spans (see `taskloom.telemetry`); the caller closes it.
 
     `budget` caps every run (a server's cap): a run's own budget, and the program's,
     can only tighten it. `prices` adds what each node cost to every result.
@@ -72,7 +74,9 @@ class Runtime:
         prices: PriceTable | None = None,
         sources: SourceConnections | None = None,
         standing: StandingSources | None = None,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
+        self.tracer = tracer
         self.engines = backend if isinstance(backend, EnginePool) else None
         self.backend = backend.backends[0] if isinstance(backend, EnginePool) else backend
         self.budget = budget
@@ -105,6 +109,7 @@ class Runtime:
         engines: Sequence[str] | None = None,
         budget: Budget | None = None,
         prices: PriceTable | None = None,
+        trace: bool | None = None,
         **backend_options: Any,
     ) -> AsyncIterator[Runtime]:
         """Open the backend by name, and close it when the block ends.
@@ -113,24 +118,35 @@ class Runtime:
         node sampling on its own. `engines`: the URLs of several OpenAI-compatible
         servers ("openai" only, instead of `base_url`), opened as one `EnginePool`. The
         MCP servers programs declare are opened as first needed and closed with the
-        runtime."""
+        runtime. `trace`: send every run's spans over OTLP/HTTP (to
+        OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4318); None: only when that
+        variable is set."""
         if engines:
             if backend != BackendName.OPENAI or base_url:
                 raise BackendSettingsError("engines= are OpenAI-compatible servers: use "
                                            "backend 'openai' and no base_url")
             async with open_engines(engines, model=model, **backend_options) as pool, \
                     SourceConnections.open() as sources:
-                yield cls(pool, tools=tools, store=store, policy=policy,
-                          sample_slots=sample_slots, budget=budget, prices=prices,
-                          sources=sources)
+                tracer = open_tracer(trace, default_model=model)
+                try:
+                    yield cls(pool, tools=tools, store=store, policy=policy,
+                              sample_slots=sample_slots, budget=budget, prices=prices,
+                              sources=sources, tracer=tracer)
+                finally:
+                    tracer.close()
             return
         async with open_backend(
             backend, model=model, base_url=base_url, **backend_options
         ) as engine, SourceConnections.open() as sources:
-            yield cls(
-                engine, tools=tools, store=store, policy=policy, sample_slots=sample_slots,
-                budget=budget, prices=prices, sources=sources,
-            )
+            tracer = open_tracer(trace, default_model=model or served_model(engine))
+            try:
+                yield cls(
+                    engine, tools=tools, store=store, policy=policy,
+                    sample_slots=sample_slots, budget=budget, prices=prices, sources=sources,
+                    tracer=tracer,
+                )
+            finally:
+                tracer.close()
 
     def scheduler_for(self, policy: str) -> Scheduler:
         """The scheduler of `policy` over this runtime's backend (made once)."""
@@ -198,6 +214,7 @@ class Runtime:
         executor = Executor(
             graph, scheduler=scheduler, tools=tools, run_id=run_id, on_event=on_event,
             checkpoint=checkpoint, restored=restored, meter=meter, prices=prices,
+            tracer=self.tracer,
         )
         result: RunResult | None = None
         try:

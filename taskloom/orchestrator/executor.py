@@ -33,6 +33,7 @@ from taskloom.orchestrator.scheduler.base import Scheduler
 from taskloom.program.models import Node
 from taskloom.program.refs import TemplateError, evaluate_condition, render_value
 from taskloom.program.render_deadline import render_off_loop
+from taskloom.telemetry.tracer import NO_TRACER, Tracer
 from taskloom.tools.registry import ToolRegistry
 
 
@@ -88,6 +89,7 @@ class Executor:
     had just finished. `checkpoint` is called as each node finishes (see `Checkpoint`).
     `meter` counts every call against the run's budget as it is made; `prices` adds
     each node's cost.
+    `tracer`: spans for the run, its nodes and their calls (off by default).
     """
 
     def __init__(
@@ -103,11 +105,13 @@ class Executor:
         restored: Mapping[str, NodeResult] | None = None,
         meter: BudgetMeter | None = None,
         prices: PriceTable | None = None,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self.graph = graph
         self.kinds = kinds
         self.program = graph.program
-        self.scheduler = scheduler
+        self._tracer = tracer
+        self.scheduler = tracer.scheduler(scheduler) if tracer.enabled else scheduler
         self.tools = tools
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.on_event = on_event
@@ -138,6 +142,14 @@ class Executor:
         """Run to the end and return the result. Node failures do not raise; they are in
         the result. If the caller cancels, in-flight calls are aborted, the partial
         result is kept in `self.snapshot()`, and the cancellation propagates."""
+        if not self._tracer.enabled:
+            return await self._run(inputs)
+        with self._tracer.run(self.run_id, self.program.name) as trace:
+            result = await self._run(inputs)
+            trace.finished(result)
+            return result
+
+    async def _run(self, inputs: Mapping[str, Any]) -> RunResult:
         self._inputs = resolve_inputs(self.program, inputs)
         self._visible["inputs"] = self._inputs
         self._t0 = anyio.current_time()
@@ -217,6 +229,9 @@ class Executor:
         elif blockers:
             record.status, record.blocked = NodeStatus.SKIPPED, True
             record.error = f"not run: upstream node '{blockers[0]}' failed"
+        elif self._tracer.enabled:
+            with self._tracer.node(self.run_id, node_id, node.kind, record.freeze):
+                await self._attempt_until_done(node_id, node, record)
         else:
             await self._attempt_until_done(node_id, node, record)
         self._publish(record)
@@ -299,6 +314,7 @@ class Executor:
                 attempt=record.attempts,
                 report_subtask=functools.partial(self._record_subtask, node_id),
                 clock=self._now,
+                tracer=self._tracer,
             )
             kind = self.kinds.get(node.kind)
             try:

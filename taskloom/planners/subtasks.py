@@ -18,6 +18,7 @@ from taskloom.orchestrator.result import NodeResult, NodeStatus
 from taskloom.orchestrator.tool_call import call_tool
 from taskloom.planners.base import Observation, Task
 from taskloom.planners.fetching import TaskFetchingUnit
+from taskloom.telemetry.tracer import TaskTrace
 from taskloom.tools.registry import Tool
 
 
@@ -56,6 +57,7 @@ class SubtaskReporter:
         # first: the repeat shows as `N#2`. Keyed by the task object, which is unique.
         self._ids: dict[int, str] = {}
         self._uses: dict[int, int] = {}
+        self._traces: dict[int, TaskTrace] = {}
 
     def arrived(self, task: Task, at_s: float) -> None:
         if not task.is_join:  # `join()` ends the plan; it is not a call
@@ -63,9 +65,15 @@ class SubtaskReporter:
 
     def started(self, task: Task, at_s: float) -> None:
         self._report(task, NodeStatus.RUNNING, started_s=at_s, attempts=1)
+        if self.env.tracer.enabled:  # in the task's own task, so inside the plan's node
+            self._traces[id(task)] = self.env.tracer.task(self._id(task), task.tool)
 
     def finished(self, observation: Observation) -> None:
-        self.env.report_subtask(subtask_result(self._id(observation.task), observation))
+        result = subtask_result(self._id(observation.task), observation)
+        self.env.report_subtask(result)
+        trace = self._traces.pop(id(observation.task), None)
+        if trace is not None:
+            trace.finished(result)
 
     def _id(self, task: Task) -> str:
         known = self._ids.get(id(task))

@@ -74,6 +74,9 @@ class ServeConfig:
     # A cap on every run (`--budget`): a run's own budget can only tighten it.
     budget: Budget | None = None
     prices: PriceTable | None = None  # `--prices`: adds each node's cost
+    # OpenTelemetry spans of every run: True, False, or None for "if the OTLP endpoint
+    # variable is set" (see taskloom.telemetry.setup).
+    trace: bool | None = None
 
     def check(self) -> None:
         """Refuse to serve the network unguarded, and a `--specs` that is not a folder."""

@@ -18,6 +18,7 @@ from taskloom.runtime import Runtime
 from taskloom.serve.config import ServeConfig, ServeConfigError
 from taskloom.serve.manager import RunManager
 from taskloom.serve.metrics import MeteredBackend, ServeMetrics
+from taskloom.telemetry import open_tracer, served_model
 from taskloom.tools.registry import ImportPolicy, Tool, ToolRegistry, default_registry
 from taskloom.tools.sources import SourceConnections, SourceUnavailable, ToolSet
 from taskloom.tools.sources.declared import StandingSources
@@ -44,14 +45,19 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
             tools = server_tools(config).with_sources(await _mcp_tool_sets(config, sources))
             standing = StandingSources(config.mcp_servers, config.mcp_config_dir)
             prices = config.prices and config.prices.for_engine(config.model)
+            tracer = open_tracer(config.trace, default_model=config.model or served_model(engines))
             runtime = Runtime(engines, tools=tools, store=store,
                               policy=config.policy or DEFAULT_POLICY,
                               budget=config.budget, prices=prices, sources=sources,
-                              standing=standing if config.mcp_servers else None)
+                              standing=standing if config.mcp_servers else None,
+                              tracer=tracer)
             metrics.watch(store.counts, runtime.schedulers)
             manager = RunManager(runtime, store, metrics, config.limits.max_runs_in_flight)
-            async with manager:
-                yield Services(runtime, store, manager, metrics)
+            try:
+                async with manager:
+                    yield Services(runtime, store, manager, metrics)
+            finally:
+                tracer.close()
     finally:
         store.close()
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from taskloom.program.spec_model import NodeBase
+from taskloom.telemetry.tracer import NO_TRACER, Tracer
 
 if TYPE_CHECKING:
     from taskloom.orchestrator.llm_call import CallLedger
@@ -116,6 +117,8 @@ class NodeEnvironment:
     report_subtask: Callable[[NodeResult], None] = field(default=lambda result: None)
     # Seconds since the run started, on the run's clock (virtual under the simulator).
     clock: Callable[[], float] = field(default=lambda: 0.0)
+    # Test `tracer.enabled` before using it: with tracing off, nothing is traced.
+    tracer: Tracer = NO_TRACER
 
 
 class NodeKind(ABC, Generic[NodeT]):

@@ -63,4 +63,7 @@ class ToolKind(NodeKind[ToolNode]):
     ) -> Any:
         tool = env.tools.get(node.tool)
         args = await render_off_loop(render_value, node.args, context)
+        if env.tracer.enabled:
+            with env.tracer.tool_call(tool.name, env.node_id):
+                return await call_tool(tool, args, ledger)
         return await call_tool(tool, args, ledger)

@@ -39,6 +39,7 @@ from taskloom.orchestrator.scheduler.balancer import (
     Balancer,
     LocalityBalancer,
 )
+from taskloom.orchestrator.scheduler.call_reports import CallWatch
 from taskloom.orchestrator.scheduler.failover import Failover
 from taskloom.orchestrator.scheduler.policies import (
     Policy,
@@ -114,6 +115,7 @@ class ProgramAwareScheduler:
         self._last_starvation_scan_s = -math.inf
         self._failover = Failover(self._engines, self.table)
         self._preemptions = self._demotions = self._promotions = 0
+        self.call_watch = CallWatch([backend.name for backend in backends])
 
     # ----- the Scheduler seam -----
 
@@ -217,6 +219,7 @@ class ProgramAwareScheduler:
         """Take a call out of the queue or off its engine, and account it."""
         if call.state is CallState.DONE:
             return
+        self.call_watch.ended(call, now, self.policy.multi_level)
         if call.state is CallState.QUEUED:
             self._queue.remove(call)
             self._account_wait(call, now)
@@ -398,6 +401,7 @@ class ProgramAwareScheduler:
         assert call.engine is not None
         self._engines[call.engine].tally.preemptions += 1
         self._preemptions += 1
+        call.preemptions += 1
         self._requeue(call, now)
 
     def _requeue(self, call: ScheduledCall, now: float) -> None:

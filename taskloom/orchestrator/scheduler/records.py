@@ -59,6 +59,7 @@ class ScheduledCall:
     cached_prompt_tokens: int = 0
     failed_on: set[int] = field(default_factory=set)
     moved_from: int | None = None  # the engine its last attempt failed on, until it restarts
+    preemptions: int = 0
     error: BaseException | None = None
 
     @property

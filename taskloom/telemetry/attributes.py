@@ -1,0 +1,52 @@
+"""Span attribute names: the GenAI semantic conventions' where they have one (still in
+development upstream; these are the names of semconv 1.37+), taskloom's own otherwise."""
+
+from __future__ import annotations
+
+# GenAI semantic conventions
+OPERATION = "gen_ai.operation.name"
+PROVIDER = "gen_ai.provider.name"
+REQUEST_MODEL = "gen_ai.request.model"
+MAX_TOKENS = "gen_ai.request.max_tokens"
+TEMPERATURE = "gen_ai.request.temperature"
+TOP_P = "gen_ai.request.top_p"
+SEED = "gen_ai.request.seed"
+OUTPUT_TYPE = "gen_ai.output.type"
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+CACHE_READ_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+FINISH_REASONS = "gen_ai.response.finish_reasons"
+TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+TOOL_NAME = "gen_ai.tool.name"
+TOOL_CALL_ID = "gen_ai.tool.call.id"
+WORKFLOW_NAME = "gen_ai.workflow.name"
+ERROR_TYPE = "error.type"
+
+CHAT = "chat"
+TEXT_COMPLETION = "text_completion"
+EXECUTE_TOOL = "execute_tool"
+INVOKE_WORKFLOW = "invoke_workflow"
+
+# taskloom's own
+RUN_ID = "taskloom.run.id"
+RUN_STATUS = "taskloom.run.status"
+NODE_ID = "taskloom.node.id"
+NODE_KIND = "taskloom.node.kind"
+NODE_STATUS = "taskloom.node.status"
+NODE_ATTEMPTS = "taskloom.node.attempts"
+NODE_ERROR = "taskloom.node.error"
+NODE_LLM_CALLS = "taskloom.node.llm_calls"
+NODE_PROMPT_TOKENS = "taskloom.node.prompt_tokens"
+NODE_GENERATED_TOKENS = "taskloom.node.generated_tokens"
+NODE_CACHED_TOKENS = "taskloom.node.cached_prompt_tokens"
+CALL_ID = "taskloom.call.id"
+THREAD_ID = "taskloom.call.thread"
+CALL_OUTCOME = "taskloom.call.outcome"  # finished, aborted (closed early), cancelled, failed
+PREFIX_HIT_TOKENS = "taskloom.usage.prefix_hit_tokens"
+QUEUE_WAIT_S = "taskloom.scheduler.queue_wait_s"
+SERVICE_S = "taskloom.scheduler.service_s"
+PRIORITY = "taskloom.scheduler.priority"
+LEVEL = "taskloom.scheduler.level"
+PREEMPTIONS = "taskloom.scheduler.preemptions"
+ENGINE = "taskloom.engine.index"
+ENGINE_NAME = "taskloom.engine.name"
