@@ -164,6 +164,7 @@ def call_with_deadline(seconds: float, work: Callable[..., _Result], *args: Any)
 
 _on_loop = threading.local()
 _render_threads: RunVar[anyio.CapacityLimiter] = RunVar("taskloom_render_threads")
+_renders_stay_on_loop: RunVar[bool] = RunVar("taskloom_renders_stay_on_loop", default=False)
 
 
 def loop_budget() -> float | None:
@@ -173,12 +174,26 @@ def loop_budget() -> float | None:
     return budget
 
 
+def keep_renders_on_loop() -> None:
+    """Make `render_off_loop` render on the loop's thread for the rest of this event
+    loop, under the templates' own deadline only.
+
+    For a loop on a virtual clock (the simulator's): a render moved to a worker thread
+    lets the clock jump ahead while the loop waits for it, by however much the machine's
+    load stretched the render past LOOP_RENDER_SECONDS, so the run's numbers would
+    depend on the load."""
+    _renders_stay_on_loop.set(True)
+
+
 async def render_off_loop(work: Callable[..., _Result], *args: Any) -> _Result:
     """`work(*args)`, a render, kept from blocking the event loop past
     LOOP_RENDER_SECONDS: first on the loop's thread under that budget (renders under it
     let `RenderDeadlineExceeded` through, see `loop_budget`); past it, again from the
     start in a worker thread, where the templates' own deadline applies. `work` must be
-    safe to repeat, as a render of a template is."""
+    safe to repeat, as a render of a template is. After `keep_renders_on_loop`, simply
+    `work(*args)`."""
+    if _renders_stay_on_loop.get():
+        return work(*args)
     _on_loop.budget = LOOP_RENDER_SECONDS
     try:
         return work(*args)

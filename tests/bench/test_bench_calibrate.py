@@ -10,9 +10,9 @@ import anyio
 import pytest
 
 from taskloom.backends.base import Chunk, GenerateRequest
+from taskloom.backends.cpu_dtype import read_cpu_info
 from taskloom.backends.scripted import ScriptedBackend
 from taskloom.backends.sim import SimBackend, SimEngineConfig, StepCostModel
-from taskloom.backends.cpu_dtype import read_cpu_info
 from taskloom.bench.calibrate import (
     Calibration,
     CalibrationError,

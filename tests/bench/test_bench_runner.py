@@ -9,6 +9,9 @@ import pytest
 from taskloom.backends.base import Backend
 from taskloom.backends.sim import SimEngineConfig, StepCostModel
 from taskloom.bench.runner import (
+    DEMOTION_STREAM_INTERVAL,
+    FAST_PATH_TOLERANCE,
+    FIRST_AND_LAST,
     BenchConfig,
     BenchUsageError,
     SimEngines,
@@ -16,6 +19,7 @@ from taskloom.bench.runner import (
     run_benchmark,
     run_on_virtual_time,
     run_point,
+    stream_interval_for,
     validate_config,
 )
 from taskloom.bench.workloads import UnknownWorkload, Workload, WorkloadOptions
@@ -111,3 +115,45 @@ def test_settings_that_cannot_run_are_refused_up_front(
 ) -> None:
     with pytest.raises(error, match=message):
         validate_config(small_config(**changes))  # type: ignore[arg-type]
+
+
+def mixed_config(policy: str, programs: int, **changes: object) -> BenchConfig:
+    settings: dict[str, object] = {
+        "workload": "mixed", "policies": (policy,), "rates": (4.0,), "programs": programs,
+        "seed": 3, "options": WorkloadOptions(max_output_tokens=120),
+    }
+    settings.update(changes)
+    return BenchConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_thirty_mixed_programs_give_identical_rows_twice() -> None:
+    # plas preempts and demotes, so it reads the order of events at one instant.
+    config = mixed_config("plas", 30, rates=(8.0,))
+    first = run_benchmark(config)[0].to_json()
+    assert run_benchmark(config)[0].to_json() == first
+    assert first["preemptions"] > 0 or first["engine_steps"] > 0
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "sjf-oracle", "plas", "atlas", "mlfq"])
+def test_the_default_fast_path_agrees_with_a_chunk_per_token(policy: str) -> None:
+    # The README states the tolerance (0.5% on every figure, mean and tail alike, on this
+    # workload; fcfs exactly); a small workload stays within it too.
+    fast = run_benchmark(mixed_config(policy, 16))[0].to_json()
+    slow = run_benchmark(mixed_config(policy, 16, sim=SimSetup(stream_interval=1)))[0].to_json()
+    if policy in ("fcfs", "sjf-oracle"):
+        assert fast == slow
+        return
+    for name in ("mean_latency_s", "p50_latency_s", "p95_latency_s", "p99_latency_s",
+                 "throughput_programs_per_s", "throughput_tokens_per_s"):
+        assert fast[name] == pytest.approx(slow[name], rel=FAST_PATH_TOLERANCE), name
+    assert fast["generated_tokens"] == slow["generated_tokens"]
+
+
+def test_each_policy_streams_as_coarsely_as_it_allows() -> None:
+    assert stream_interval_for("fcfs") == FIRST_AND_LAST
+    assert stream_interval_for("sjf-oracle") == FIRST_AND_LAST
+    assert stream_interval_for("plas-rr") == DEMOTION_STREAM_INTERVAL
+    assert stream_interval_for("mlfq") == DEMOTION_STREAM_INTERVAL
+    assert stream_interval_for("someone-elses-policy") == 1
+    assert SimSetup().for_policy("fcfs").stream_interval == FIRST_AND_LAST
+    assert SimSetup(stream_interval=3).for_policy("fcfs").stream_interval == 3
