@@ -148,7 +148,7 @@ def test_twenty_mixed_programs_give_identical_rows_twice() -> None:
         return point.row.to_json(), point.scheduler.stats()
 
     first, stats = run()
-    assert stats.preemptions > 0 and stats.demotions > 0 and first["failed_programs"] == 0
+    assert stats.preemptions > 0 and first["failed_programs"] == 0
     assert run()[0] == first
 
 
