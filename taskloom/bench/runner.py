@@ -70,6 +70,7 @@ class BenchUsageError(TaskloomError):
 FIRST_AND_LAST = 1 << 30
 """A stream interval longer than any answer: a chunk for the first token and the last."""
 
+
 def stream_interval_for(policy: str) -> int:
     """The coarsest stream interval that leaves `policy`'s run exactly as it is with a
     chunk per token.
@@ -207,9 +208,9 @@ def run_on_virtual_time(function: Callable[..., Any], *args: Any) -> Any:
 
 VIRTUAL_TIME_RENDER_SECONDS = 60.0
 """A template's wall-clock render deadline on virtual time. Renders take microseconds of
-CPU, but on a busy machine the default second of wall time was passed by ordinary
-renders (a program failed, and the run differed from the same seed's other runs); only a
-runaway template passes a minute."""
+CPU, but on a machine busy enough (a load of 20 on 2 cores) the default second of wall
+time was, by all signs, passed by ordinary renders: programs failed that did not fail in
+the same seed's other runs. Only a runaway template passes a minute."""
 
 
 async def _on_virtual_time(function: Callable[..., Any], *args: Any) -> Any:
