@@ -10,42 +10,67 @@ simulated H100 engine on trio's virtual clock, and reports:
   and per generated token;
 - `workload_build_s`: the wall time to build the programs from the data sets, apart.
 
-The engine streams only each answer's first and last token (`--stream-interval`; the
-fcfs policy reads nothing in between, so every simulated number is the same as with a
-chunk per token), which also lets it sleep over runs of decode-only steps.
-`--stream-interval 1 --step-by-step` is the slow path, for comparison.
+The engine streams as coarsely as the policy allows (`taskloom bench`'s default: for
+fcfs only each answer's first and last token, see `runner.stream_interval_for`), which
+also lets it sleep over runs of decode-only steps. `--stream-interval 1 --step-by-step`
+is the slow path, for comparison.
+
+`compare` runs each policy both ways on the same seed, side by side in this process
+(slow path first, then the default), and reports every figure of both rows, their
+relative differences, and the wall and CPU seconds of each; `--repeat` runs the default
+a second time and says whether the row is identical.
 
     .venv/bin/python benchmarks/sim_speed.py -o results/sim_speed.json
+    .venv/bin/python benchmarks/sim_speed.py compare --programs 100 --rate 4 \
+        --policies fcfs,sjf-oracle,plas,atlas,mlfq -o results/sim_fast_path.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import anyio
 
 from taskloom.bench.metrics import BenchRow, ProgramOutcome
-from taskloom.bench.runner import BenchConfig, SimEngines, SimSetup, run_on_virtual_time, run_point
+from taskloom.bench.runner import (
+    BenchConfig,
+    SimEngines,
+    SimSetup,
+    run_benchmark,
+    run_on_virtual_time,
+    run_point,
+)
 from taskloom.bench.workloads import Workload, build_workload
 
-FIRST_AND_LAST = 1 << 30
-"""A stream interval longer than any answer: a chunk for the first token and the last."""
+COMPARED = ("mean_latency_s", "p50_latency_s", "p95_latency_s", "p99_latency_s",
+            "max_latency_s", "mean_token_latency_s", "throughput_programs_per_s",
+            "throughput_tokens_per_s", "generated_tokens", "prompt_tokens",
+            "cached_prompt_tokens", "llm_calls", "preemptions", "busy_fraction",
+            "makespan_s", "engine_steps")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-o", "--output", type=Path, default=Path("results/sim_speed.json"))
+    parser.add_argument("mode", nargs="?", choices=("speed", "compare"), default="speed")
+    parser.add_argument("-o", "--output", type=Path, default=None,
+                        help="default results/sim_speed.json (compare: sim_fast_path.json)")
     parser.add_argument("--programs", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=1.0, help="programs per second")
     parser.add_argument("--policy", default="fcfs")
+    parser.add_argument("--policies", default="fcfs,sjf-oracle,plas,atlas,mlfq",
+                        help="compare: comma-separated")
+    parser.add_argument("--repeat", action="store_true",
+                        help="compare: run the default path twice, to check determinism")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--stream-interval", type=int, default=FIRST_AND_LAST,
-                        help="tokens per streamed chunk (default: only the first and last)")
+    parser.add_argument("--stream-interval", type=int, default=None,
+                        help="tokens per streamed chunk (default: the policy's coarsest)")
     parser.add_argument("--step-by-step", action="store_true",
                         help="never sleep over several engine steps at once")
     return parser.parse_args()
@@ -72,8 +97,70 @@ def _progress() -> Any:
     return done
 
 
+def _timed_row(config: BenchConfig) -> tuple[dict[str, Any], float, float]:
+    started, cpu_started = time.perf_counter(), time.process_time()
+    row = run_benchmark(config)[0].to_json()
+    return row, time.perf_counter() - started, time.process_time() - cpu_started
+
+
+def _relative(slow: Any, fast: Any) -> float | None:
+    if slow is None or fast is None:
+        return None
+    if slow == fast:
+        return 0.0
+    return (fast - slow) / abs(slow) if slow else None
+
+
+def compare(args: argparse.Namespace) -> None:
+    output = args.output or Path("results/sim_fast_path.json")
+    points = []
+    for policy in args.policies.split(","):
+        config = BenchConfig(workload="mixed", policies=(policy,), rates=(args.rate,),
+                             programs=args.programs, seed=args.seed)
+        slow_config = replace(config, sim=SimSetup(stream_interval=1, fast_forward=False))
+        slow, slow_wall, slow_cpu = _timed_row(slow_config)
+        fast, fast_wall, fast_cpu = _timed_row(config)
+        point: dict[str, Any] = {
+            "policy": policy,
+            "stream_interval": config.sim.for_policy(policy).stream_interval,
+            "slow": {"wall_s": slow_wall, "cpu_s": slow_cpu, "row": slow},
+            "default": {"wall_s": fast_wall, "cpu_s": fast_cpu, "row": fast},
+            "relative_difference": {k: _relative(slow.get(k), fast.get(k)) for k in COMPARED},
+        }
+        if args.repeat:
+            again, _, _ = _timed_row(config)
+            point["repeat_identical"] = again == fast
+        worst = max((abs(v) for v in point["relative_difference"].values() if v is not None),
+                    default=0.0)
+        point["largest_relative_difference"] = worst
+        points.append(point)
+        print(f"{policy}: slow {slow_wall:.1f} s wall / {slow_cpu:.1f} s CPU, default "
+              f"{fast_wall:.1f} s / {fast_cpu:.1f} s; largest difference {100 * worst:.3f}%"
+              + (f"; repeat identical: {point['repeat_identical']}" if args.repeat else ""),
+              flush=True)
+    result = {"benchmark": "sim_fast_path", "workload": "mixed", "programs": args.programs,
+              "rate": args.rate, "seed": args.seed, "points": points, "machine": _machine()}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {output}")
+
+
+def _machine() -> dict[str, str]:
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                      if line.startswith("model name")), "")
+    return {"platform": platform.platform(), "processor": platform.processor(), "cpu": model,
+            "cores": str(os.cpu_count())}
+
+
 def main() -> None:
     args = parse_args()
+    if args.mode == "compare":
+        compare(args)
+        return
+    args.output = args.output or Path("results/sim_speed.json")
     config = BenchConfig(workload="mixed", policies=(args.policy,), rates=(args.rate,),
                          programs=args.programs, seed=args.seed)
     built = time.perf_counter()
@@ -81,7 +168,8 @@ def main() -> None:
     build_s = time.perf_counter() - built
     print(f"{len(workload.programs)} programs, {workload.llm_calls} LLM calls "
           f"(built in {build_s:.1f} s)", flush=True)
-    setup = SimSetup(stream_interval=args.stream_interval, fast_forward=not args.step_by_step)
+    setup = SimSetup(stream_interval=args.stream_interval,
+                     fast_forward=not args.step_by_step).for_policy(args.policy)
     started, cpu_started = time.perf_counter(), time.process_time()
     row, virtual_s = run_on_virtual_time(simulate, config, workload, args.policy, args.rate,
                                          setup)
@@ -96,7 +184,7 @@ def main() -> None:
         "rate": args.rate,
         "policy": args.policy,
         "seed": args.seed,
-        "stream_interval": args.stream_interval,
+        "stream_interval": setup.stream_interval,
         "fast_forward": not args.step_by_step,
         "llm_calls": row.llm_calls,
         "generated_tokens": row.generated_tokens,
@@ -110,7 +198,7 @@ def main() -> None:
         "wall_us_per_llm_call": 1e6 * wall_s / max(1, row.llm_calls),
         "wall_us_per_generated_token": 1e6 * wall_s / max(1, row.generated_tokens),
         "row": row.to_json(),
-        "machine": {"platform": platform.platform(), "processor": platform.processor()},
+        "machine": _machine(),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")

@@ -9,6 +9,7 @@ import pytest
 from taskloom.backends.base import Backend
 from taskloom.backends.sim import SimEngineConfig, StepCostModel
 from taskloom.bench.runner import (
+    FIRST_AND_LAST,
     BenchConfig,
     BenchUsageError,
     SimEngines,
@@ -16,12 +17,19 @@ from taskloom.bench.runner import (
     run_benchmark,
     run_on_virtual_time,
     run_point,
+    stream_interval_for,
     validate_config,
 )
-from taskloom.bench.workloads import UnknownWorkload, Workload, WorkloadOptions
+from taskloom.bench.workloads import UnknownWorkload, Workload, WorkloadOptions, build_workload
 from taskloom.bench.workloads.base import BenchProgram
 from taskloom.bench.workloads.sim_tools import workload_tools
-from taskloom.orchestrator.scheduler import POLICY_REGISTRY, FifoScheduler, Scheduler
+from taskloom.orchestrator.scheduler import (
+    POLICY_REGISTRY,
+    FifoScheduler,
+    ProgramAwareScheduler,
+    Scheduler,
+    SchedulerStats,
+)
 from taskloom.orchestrator.scheduler.registry import UnknownPolicy
 from taskloom.program.models import LLMNode, Program
 
@@ -111,3 +119,51 @@ def test_settings_that_cannot_run_are_refused_up_front(
 ) -> None:
     with pytest.raises(error, match=message):
         validate_config(small_config(**changes))  # type: ignore[arg-type]
+
+
+SMALL_ENGINE = SimEngineConfig(max_num_seqs=6)
+"""Six calls in flight: a few programs fill it, so the preemptive policies preempt."""
+
+
+def mixed_config(policy: str, programs: int, **changes: object) -> BenchConfig:
+    settings: dict[str, object] = {
+        "workload": "mixed", "policies": (policy,), "rates": (8.0,), "programs": programs,
+        "seed": 3, "options": WorkloadOptions(max_output_tokens=120),
+        "sim": SimSetup(engine=SMALL_ENGINE),
+    }
+    settings.update(changes)
+    return BenchConfig(**settings)  # type: ignore[arg-type]
+
+
+def test_twenty_mixed_programs_give_identical_rows_twice() -> None:
+    # plas preempts and demotes, so it acts on events that share an instant.
+    config = mixed_config("plas", 20, options=WorkloadOptions(max_output_tokens=60))
+    workload = build_workload("mixed", 20, config.seed, config.options)
+    source = SimEngines(config.sim.for_policy("plas"))
+
+    def run() -> tuple[dict[str, object], SchedulerStats]:
+        point = run_on_virtual_time(run_point, config, workload, "plas", 8.0, source,
+                                    lambda outcome: None)
+        assert isinstance(point.scheduler, ProgramAwareScheduler)
+        return point.row.to_json(), point.scheduler.stats()
+
+    first, stats = run()
+    assert stats.preemptions > 0 and first["failed_programs"] == 0
+    assert run()[0] == first
+
+
+def test_the_default_fast_path_gives_fcfs_the_numbers_of_a_chunk_per_token() -> None:
+    fast = run_benchmark(mixed_config("fcfs", 12))[0].to_json()
+    per_token = SimSetup(engine=SMALL_ENGINE, stream_interval=1, fast_forward=False)
+    slow = run_benchmark(mixed_config("fcfs", 12, sim=per_token))[0].to_json()
+    assert fast["failed_programs"] == 0
+    assert fast == slow
+
+
+def test_each_policy_streams_as_coarsely_as_it_allows() -> None:
+    assert stream_interval_for("fcfs") == FIRST_AND_LAST
+    for preempting in ("sjf-oracle", "plas", "plas-rr", "atlas", "mlfq"):
+        assert stream_interval_for(preempting) == 1
+    assert stream_interval_for("someone-elses-policy") == 1
+    assert SimSetup().for_policy("fcfs").stream_interval == FIRST_AND_LAST
+    assert SimSetup(stream_interval=3).for_policy("fcfs").stream_interval == 3
