@@ -23,7 +23,7 @@ from taskloom.cli_budget import (
     budget_from_options,
     prices_from_option,
 )
-from taskloom.cli_engine import DtypeOpt, EngineStart, engine_start
+from taskloom.cli_engine import DtypeOpt, EngineStart, TraceOpt, engine_start
 from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url, with_engines
 from taskloom.cli_mcp import mcp, with_declared_servers
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
@@ -235,10 +235,7 @@ def run(
     engine_urls: EngineUrlsOpt = None,
     budget: BudgetOpt = None,
     prices: PricesOpt = None,
-    trace: Annotated[bool, typer.Option(
-        "--trace", help="Send the run's OpenTelemetry spans over OTLP/HTTP to "
-        "$OTEL_EXPORTER_OTLP_ENDPOINT (else localhost:4318); on whenever that is set.")
-    ] = False,
+    trace: TraceOpt = False,
 ) -> None:
     """Run a spec and print its outputs.
 

@@ -1,5 +1,5 @@
-"""The engine options the commands that start an engine share: `--dtype`, and the line
-that says which engine starts and in what dtype."""
+"""The options the commands that start an engine share (`--dtype`, `--trace`), and the
+line that says which engine starts and in what dtype."""
 
 from __future__ import annotations
 
@@ -18,6 +18,14 @@ DtypeOpt = Annotated[
         "CPU without native bf16 (avx512_bf16 or AMX), where bfloat16 runs about 3x "
         "slower; bfloat16 on a CPU with it; the model's own dtype on a GPU. "
         "--backend vllm only.",
+    ),
+]
+
+TraceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trace", help="Send every run's OpenTelemetry spans over OTLP/HTTP to "
+        "$OTEL_EXPORTER_OTLP_ENDPOINT (else localhost:4318); on whenever that is set.",
     ),
 ]
 

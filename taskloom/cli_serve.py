@@ -19,6 +19,7 @@ from taskloom.backends.factory import (
     check_base_url,
 )
 from taskloom.cli_budget import BudgetOpt, PricesOpt, budget_from_options, prices_from_option
+from taskloom.cli_engine import TraceOpt
 from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url
 from taskloom.cli_runs import (
     EXIT_BAD_INPUT,
@@ -92,10 +93,7 @@ def serve(
     engine_urls: EngineUrlsOpt = None,
     budget: BudgetOpt = None,
     prices: PricesOpt = None,
-    trace: Annotated[bool, typer.Option(
-        "--trace", help="Send every run's OpenTelemetry spans over OTLP/HTTP to "
-        "$OTEL_EXPORTER_OTLP_ENDPOINT (else localhost:4318); on whenever that is set.")
-    ] = False,
+    trace: TraceOpt = False,
 ) -> None:
     """Serve programs over HTTP: one engine and one scheduler for every client's runs.
 

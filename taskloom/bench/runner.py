@@ -54,7 +54,6 @@ from taskloom.orchestrator.result import RunStatus
 from taskloom.orchestrator.scheduler.base import Scheduler
 from taskloom.orchestrator.scheduler.policies import POLICIES
 from taskloom.orchestrator.scheduler.registry import check_policy, make_scheduler
-from taskloom.program.render_deadline import keep_renders_on_loop
 from taskloom.program.template_limits import set_template_limits, template_limits
 from taskloom.runtime import Runtime
 
@@ -191,7 +190,8 @@ def run_on_virtual_time(function: Callable[..., Any], *args: Any) -> Any:
     The same arguments give the same numbers, whatever the machine's load: the engine
     and the scheduler break ties between tasks acting at one instant by arrival, program,
     thread and call id, never by the order trio runs them in (which it randomizes);
-    nothing waits on a thread, whose wall time would move the virtual clock; and
+    nothing waits on a thread, whose wall time would move the virtual clock (renders
+    stay on the loop on a virtual clock, see `render_off_loop`); and
     templates get a wall-clock deadline (`VIRTUAL_TIME_RENDER_SECONDS`) that load alone
     never reaches.
     """
@@ -200,7 +200,7 @@ def run_on_virtual_time(function: Callable[..., Any], *args: Any) -> Any:
     previous = set_template_limits(replace(
         limits, max_render_seconds=max(limits.max_render_seconds, VIRTUAL_TIME_RENDER_SECONDS)))
     try:
-        return anyio.run(_on_virtual_time, function, *args, backend="trio",
+        return anyio.run(function, *args, backend="trio",
                          backend_options={"clock": clock})
     finally:
         set_template_limits(previous)
@@ -211,13 +211,6 @@ VIRTUAL_TIME_RENDER_SECONDS = 60.0
 CPU, but on a machine busy enough (a load of 20 on 2 cores) the default second of wall
 time was, by all signs, passed by ordinary renders: programs failed that did not fail in
 the same seed's other runs. Only a runaway template passes a minute."""
-
-
-async def _on_virtual_time(function: Callable[..., Any], *args: Any) -> Any:
-    # A template render moved to a worker thread (one stretched past its on-loop budget
-    # by a busy machine) would let the virtual clock jump while the loop waits for it.
-    keep_renders_on_loop()
-    return await function(*args)
 
 
 async def _run_on_real_engines(config: BenchConfig, workload: Workload,

@@ -167,9 +167,6 @@ def call_with_deadline(seconds: float, work: Callable[..., _Result], *args: Any)
 
 _on_loop = threading.local()
 _render_threads: RunVar[anyio.CapacityLimiter] = RunVar("taskloom_render_threads")
-_renders_stay_on_loop: RunVar[bool] = RunVar("taskloom_renders_stay_on_loop", default=False)
-
-
 def loop_budget() -> float | None:
     """How long a render may block the event loop: set inside `render_off_loop`'s first
     try, None everywhere else (worker threads, sync callers)."""
@@ -177,25 +174,14 @@ def loop_budget() -> float | None:
     return budget
 
 
-def keep_renders_on_loop() -> None:
-    """Make `render_off_loop` render on the loop's thread for the rest of this event
-    loop, under the templates' own deadline only.
-
-    For a loop on a virtual clock (the simulator's): a render moved to a worker thread
-    lets the clock jump ahead while the loop waits for it, by however much the machine's
-    load stretched the render past LOOP_RENDER_SECONDS, so the run's numbers would
-    depend on the load."""
-    _renders_stay_on_loop.set(True)
-
-
 async def render_off_loop(work: Callable[..., _Result], *args: Any) -> _Result:
     """`work(*args)`, a render, kept from blocking the event loop past
     LOOP_RENDER_SECONDS: first on the loop's thread under that budget (renders under it
     let `RenderDeadlineExceeded` through, see `loop_budget`); past it, again from the
     start in a worker thread, where the templates' own deadline applies. `work` must be
-    safe to repeat, as a render of a template is. After `keep_renders_on_loop`, or on
-    a virtual clock, simply `work(*args)`."""
-    if _renders_stay_on_loop.get() or _on_virtual_clock():
+    safe to repeat, as a render of a template is. On a virtual clock, simply
+    `work(*args)`."""
+    if _on_virtual_clock():
         # A virtual clock jumps ahead while the loop waits on a thread, which would
         # charge a slow render's wall time to simulated time; render on the loop, where
         # the templates' own deadline still stops a hostile one.

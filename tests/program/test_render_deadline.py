@@ -12,7 +12,6 @@ from taskloom.program.render_deadline import (
     RenderDeadlineExceeded,
     RenderWatchdog,
     call_with_deadline,
-    keep_renders_on_loop,
     loop_budget,
     render_off_loop,
 )
@@ -140,21 +139,19 @@ def test_on_a_virtual_clock_a_slow_render_stays_on_the_loop_and_costs_no_virtual
     assert seen == {"elapsed": 0.0, "thread": threading.get_ident()}
 
 
-def test_kept_on_the_loop_a_render_gets_no_loop_budget_only_its_own_deadline() -> None:
+def test_on_a_virtual_clock_a_render_gets_no_loop_budget_only_its_own_deadline() -> None:
     def budget_and_thread() -> tuple[float | None, int]:
         return loop_budget(), threading.get_ident()
 
-    async def main() -> list[tuple[float | None, int]]:
-        seen = [await render_off_loop(budget_and_thread)]
-        keep_renders_on_loop()
-        seen.append(await render_off_loop(budget_and_thread))
-        return seen
+    async def main() -> tuple[float | None, int]:
+        return await render_off_loop(budget_and_thread)
 
-    (before, first_thread), (after, second_thread) = anyio.run(main)
-    assert before is not None and after is None
-    assert first_thread == second_thread == threading.get_ident()
+    after, thread = anyio.run(main, backend="trio",
+                              backend_options={"clock": MockClock(autojump_threshold=0)})
+    assert after is None
+    assert thread == threading.get_ident()
 
     async def later_loop() -> float | None:
         return (await render_off_loop(budget_and_thread))[0]
 
-    assert anyio.run(later_loop) is not None  # the setting belongs to one event loop
+    assert anyio.run(later_loop) is not None  # a loop on the real clock keeps the budget
