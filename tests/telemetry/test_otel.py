@@ -211,7 +211,10 @@ def test_a_cancelled_run_closes_every_span_and_says_so() -> None:
         finally:
             tracer.close()
 
-    clock = MockClock(autojump_threshold=0)  # virtual time: the timeout passes at once
+    # Virtual time: the timeout passes once the loop has idled 0.2 s of real time. Not at
+    # once: the calculator runs in a worker thread, and a clock that jumps while the
+    # loop waits on that thread would cancel `sum` too, at random.
+    clock = MockClock(autojump_threshold=0.2)
     result = anyio.run(main, backend="trio", backend_options={"clock": clock})
     assert result.status is RunStatus.CANCELLED
     spans = list(exporter.get_finished_spans())
