@@ -43,6 +43,10 @@ _Result = TypeVar("_Result")
 # needs more again in a worker thread, under the whole deadline. Renders take
 # microseconds: only a loop that would hit the deadline anyway gets this far.
 LOOP_RENDER_SECONDS = 0.02
+# How long an interrupted render that is still armed has before it is interrupted again
+# (the first interrupt was swallowed). Long beside the microseconds between an
+# interrupt's arrival and the disarm it unwinds to, so a render is not hit twice.
+INTERRUPT_RETRY_SECONDS = 1.0
 # Worker threads rendering at once, per event loop: a CPU-bound render holds the GIL, and
 # the loop's thread competes with each of them for it.
 RENDER_THREADS = 2
@@ -119,14 +123,16 @@ class RenderWatchdog:
             while True:
                 now = time.monotonic()
                 earliest = math.inf
-                for thread_id, slot in list(self._slots.items()):
+                for thread_id, slot in self._slots.items():
                     if slot.deadline <= now:
-                        # Popped before raising: one interrupt per render, never two.
-                        del self._slots[thread_id]
+                        # Kept, not popped: an interrupt that lands in a finalizer or a
+                        # weakref callback run during the render is printed and ignored
+                        # by Python, and the render would go on. One still armed a
+                        # retry later is interrupted again.
+                        slot.deadline = now + INTERRUPT_RETRY_SECONDS
                         self._interrupted.add(thread_id)
                         _set_async_exception(thread_id, RenderDeadlineExceeded)
-                    else:
-                        earliest = min(earliest, slot.deadline)
+                    earliest = min(earliest, slot.deadline)
                 if earliest == math.inf and self._armed_since_check:
                     # Busy but between renders: look again later rather than be woken.
                     earliest = now + self._longest_seconds
