@@ -132,11 +132,11 @@ async def stream_call(
                 last = chunk
                 yield chunk
     finally:
+        if watch is not None:  # a call that never reached the scheduler is never reported
+            watch.unwatch(request.call_id, ledger.heard)
         # Counted even when the call was aborted part-way: those tokens were spent.
         # A call that ended before its first chunk never showed it reached the engine:
         # all its time counts as waiting.
-        if watch is not None:
-            watch.unwatch(request.call_id, ledger.heard)
         elapsed_s = anyio.current_time() - started_s
         ledger.spent(TokenUsage.of_chunk(last or Chunk(text="")), request.model)
         ledger.timed(elapsed_s, elapsed_s if last is None else min(last.queued_s, elapsed_s))
