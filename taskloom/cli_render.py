@@ -159,6 +159,9 @@ def run_result_json(result: RunResult) -> dict[str, Any]:
                 "tool_s": node.tool_s,
                 "engine_s": node.engine_s,
                 "queue_s": node.queue_s,
+                "preemptions": node.preemptions,
+                # When the scheduler gave one of its calls' slot away, and gave it back.
+                "preempted": [{"at": p.at_s, "resumed": p.resumed_s} for p in node.preempted],
                 "cost_usd": node.cost_usd,
                 "error": node.error,
                 "output": node.output,

@@ -30,6 +30,7 @@ from taskloom.orchestrator.llm_call import CallLedger
 from taskloom.orchestrator.prices import PriceTable
 from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
 from taskloom.orchestrator.scheduler.base import Scheduler
+from taskloom.orchestrator.scheduler.call_reports import call_watch_of
 from taskloom.program.models import Node
 from taskloom.program.refs import TemplateError, evaluate_condition, render_value
 from taskloom.program.render_deadline import render_off_loop
@@ -72,6 +73,7 @@ class _NodeRecord:
             engine_s=ledger.engine_s,
             queue_s=ledger.queue_s,
             cost_usd=None if prices is None else prices.cost(ledger.usage_by_model),
+            preempted=tuple(ledger.preempted),
         )
 
 
@@ -115,8 +117,10 @@ class Executor:
         self.tools = tools
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.on_event = on_event
+        watch = call_watch_of(self.scheduler)
         self._records = {
-            node_id: _NodeRecord(node_id, node.kind, ledger=CallLedger(meter=meter))
+            node_id: _NodeRecord(node_id, node.kind,
+                                 ledger=CallLedger(meter=meter, watch=watch, clock=self._now))
             for node_id, node in self.program.nodes.items()
         }
         self._prices = prices

@@ -20,6 +20,8 @@ import jsonschema
 from taskloom.backends.base import Chunk, GenerateRequest
 from taskloom.errors import TaskloomError
 from taskloom.orchestrator.budget_meter import BudgetMeter, refuse
+from taskloom.orchestrator.result import Preemption
+from taskloom.orchestrator.scheduler.call_reports import CallReport, CallWatch
 from taskloom.program import schemas
 
 Submit = Callable[[GenerateRequest], AsyncGenerator[Chunk, None]]
@@ -61,6 +63,10 @@ class CallLedger:
     scheduler sees one growing thread. `meter`, when the run has a budget, is told of
     every spend as it happens. `usage_by_model` keeps the tokens by the model each call
     named (None: the engine's own), for pricing.
+
+    `watch`, when the scheduler reports its calls, is asked for each LLM call's report;
+    the call's preemptions go to `preempted`, timed on `clock` (the executor's: seconds
+    since the run started).
     """
 
     usage: TokenUsage = field(default_factory=TokenUsage)
@@ -71,6 +77,9 @@ class CallLedger:
     engine_s: float = 0.0
     queue_s: float = 0.0
     usage_by_model: dict[str | None, TokenUsage] = field(default_factory=dict)
+    watch: CallWatch | None = None
+    clock: Callable[[], float] = anyio.current_time
+    preempted: list[Preemption] = field(default_factory=list)
 
     def started(self, call_id: str) -> None:
         self.call_ids.append(call_id)
@@ -79,6 +88,19 @@ class CallLedger:
     def spent(self, usage: TokenUsage, model: str | None = None) -> None:
         self.usage = self.usage + usage
         self.usage_by_model[model] = self.usage_by_model.get(model, TokenUsage()) + usage
+
+    def heard(self, report: CallReport) -> None:
+        """The scheduler's report of one of its calls, heard the instant the call ended."""
+        if not report.preempted_at_s:
+            return
+        shift = self.clock() - report.ended_at_s
+        resumed: list[float | None] = [*report.resumed_at_s]
+        resumed += [None] * (len(report.preempted_at_s) - len(resumed))
+        self.preempted.extend(
+            Preemption(at_s + shift, None if back_s is None else back_s + shift)
+            for at_s, back_s in zip(report.preempted_at_s, resumed, strict=True)
+        )
+        self.preempted.sort(key=lambda preemption: preemption.at_s)
 
     def timed(self, elapsed_s: float, queued_s: float) -> None:
         """An LLM call's time: `queued_s` of its `elapsed_s` waiting for admission."""
@@ -97,6 +119,9 @@ async def stream_call(
     ledger.started(request.call_id)
     started_s = anyio.current_time()
     last: Chunk | None = None
+    watch = ledger.watch
+    if watch is not None:
+        watch.watch(request.call_id, ledger.heard)
     try:
         async with aclosing(submit(request)) as stream:
             async for chunk in stream:
@@ -107,6 +132,8 @@ async def stream_call(
                 last = chunk
                 yield chunk
     finally:
+        if watch is not None:  # a call that never reached the scheduler is never reported
+            watch.unwatch(request.call_id, ledger.heard)
         # Counted even when the call was aborted part-way: those tokens were spent.
         # A call that ended before its first chunk never showed it reached the engine:
         # all its time counts as waiting.

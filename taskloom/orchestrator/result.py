@@ -25,6 +25,16 @@ class NodeStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class Preemption:
+    """One LLM call's time off its engine: the scheduler gave its slot to a call that
+    ranked better at `at_s`, and it went on at `resumed_s` (None: it ended first).
+    Seconds since the run started."""
+
+    at_s: float
+    resumed_s: float | None = None
+
+
+@dataclass(frozen=True)
 class NodeResult:
     """One node's outcome. Times are seconds since the run started."""
 
@@ -49,6 +59,11 @@ class NodeResult:
     engine_s: float = 0.0  # LLM calls from their admission by the scheduler to their end
     queue_s: float = 0.0  # LLM calls waiting in the scheduler before admission
     cost_usd: float | None = None  # with a price table only
+    preempted: tuple[Preemption, ...] = ()  # of all its LLM calls, by `at_s`
+
+    @property
+    def preemptions(self) -> int:
+        return len(self.preempted)
 
     @property
     def duration_s(self) -> float | None:
@@ -81,7 +96,7 @@ class BudgetOverrun:
 
 ACCOUNTING_FIELDS = (
     "prompt_tokens", "cached_prompt_tokens", "generated_tokens", "llm_calls",
-    "tool_calls", "tool_s", "engine_s", "queue_s",
+    "tool_calls", "tool_s", "engine_s", "queue_s", "preemptions",
 )
 """The per-node counters that add up to a run's totals (`RunResult.totals`)."""
 
@@ -141,7 +156,10 @@ class RunResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
         nodes = {
-            node_id: NodeResult(**{**node, "status": NodeStatus(node["status"])})
+            node_id: NodeResult(**{
+                **node, "status": NodeStatus(node["status"]),
+                "preempted": tuple(Preemption(**p) for p in node.get("preempted", ())),
+            })
             for node_id, node in data.get("nodes", {}).items()
         }
         overrun = data.get("budget_exceeded")

@@ -26,7 +26,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from taskloom.backends.base import Chunk, GenerateRequest
 from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
-from taskloom.orchestrator.scheduler.call_reports import CallReport, CallWatch
+from taskloom.orchestrator.scheduler.call_reports import CallReport, call_watch_of
 from taskloom.telemetry import attributes as a
 from taskloom.telemetry.tracer import RunTrace, TaskTrace
 
@@ -172,7 +172,7 @@ class TracedScheduler:
         self.sample_allocator = getattr(inner, "sample_allocator", None)  # see allocator_of
         self._tracer = tracer
         self._default_model = default_model
-        self._watch = _call_watch(inner)
+        self._watch = call_watch_of(inner)
 
     async def submit(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
         operation = a.CHAT if request.messages is not None else a.TEXT_COMPLETION
@@ -182,8 +182,9 @@ class TracedScheduler:
             _request_attributes(request, operation, model),
         )
         reports: list[CallReport] = []
+        heard = reports.append
         if self._watch is not None:
-            self._watch.watch(request.call_id, reports.append)
+            self._watch.watch(request.call_id, heard)
         started = time.perf_counter()
         last: Chunk | None = None
         outcome = "finished"
@@ -206,23 +207,13 @@ class TracedScheduler:
             raise
         finally:
             if self._watch is not None:
-                self._watch.unwatch(request.call_id)
+                self._watch.unwatch(request.call_id, heard)
             span.set_attribute(a.CALL_OUTCOME, outcome)
             _record_call(span, last, reports[0] if reports else None)
             span.end()
 
     async def close(self) -> None:
         await self.inner.close()
-
-
-def _call_watch(scheduler: object) -> CallWatch | None:
-    """The call watch of `scheduler`, or of the scheduler it wraps (`inner`)."""
-    while scheduler is not None:
-        watch = getattr(scheduler, "call_watch", None)
-        if isinstance(watch, CallWatch):
-            return watch
-        scheduler = getattr(scheduler, "inner", None)
-    return None
 
 
 def _request_attributes(

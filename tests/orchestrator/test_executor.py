@@ -8,6 +8,7 @@ call of `delay_s=1` takes exactly one second and node times are asserted exactly
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import anyio
@@ -17,9 +18,12 @@ from trio.testing import MockClock
 from taskloom import SpecErrors, compile_program
 from taskloom.backends.base import GenerateRequest
 from taskloom.backends.scripted import ScriptedBackend
+from taskloom.cli_render import run_result_json
 from taskloom.orchestrator.executor import Executor
 from taskloom.orchestrator.inputs import InputError
-from taskloom.orchestrator.result import NodeResult, NodeStatus, RunStatus
+from taskloom.orchestrator.result import NodeResult, NodeStatus, Preemption, RunResult, RunStatus
+from taskloom.orchestrator.scheduler import ProgramAwareScheduler
+from taskloom.orchestrator.scheduler.queues import QueueConfig
 from taskloom.program.load import loads
 from taskloom.runtime import Runtime
 from taskloom.tools.registry import Tool, default_registry, tool
@@ -524,3 +528,44 @@ async def test_events_follow_each_node_from_running_to_done_in_virtual_time() ->
         + [(root, "succeeded", 1.0) for root in "abc"]
         + [("join", "running", 1.0), ("join", "succeeded", 2.0)]
     )
+
+
+PREEMPTING = """
+name: preempting
+nodes:
+  long: {kind: llm, prompt: long}
+  pause: {kind: tool, tool: pause, args: {seconds: 3.5}}
+  short: {kind: llm, prompt: "short, after {{ pause }}"}
+"""
+
+
+@tool
+async def pause(seconds: float) -> float:
+    """Sleeps on the event loop.
+
+    Args:
+        seconds: how long to sleep.
+    """
+    await anyio.sleep(seconds)
+    return seconds
+
+
+@pytest.mark.anyio
+async def test_a_nodes_preemptions_are_the_ones_the_scheduler_counted() -> None:
+    # MLFQ, one slot: `long` (one word a second) is demoted after 2 s; `short` arrives at
+    # 3.5 s on the top level and takes its slot until it ends at 15.5 s.
+    backend = ScriptedBackend(respond=lambda r: " ".join(["w"] * 12), delay_s=1, per_chunk_s=1)
+    scheduler = ProgramAwareScheduler([backend], "mlfq", max_in_flight=1,
+                                      queues=QueueConfig(boundaries_s=(2.0,), beta=math.inf))
+    tools = default_registry()
+    tools.register(pause)
+    result = await Runtime(backend, tools=tools, scheduler=scheduler).run(loads(PREEMPTING))
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    long, short = result.nodes["long"], result.nodes["short"]
+    assert long.preemptions == scheduler.stats().preemptions == 1
+    assert long.preempted == (Preemption(at_s=3.5, resumed_s=15.5),)
+    assert short.preemptions == 0 and result.nodes["pause"].preempted == ()
+    assert result.totals()["preemptions"] == 1
+    assert RunResult.from_dict(json.loads(result.to_json())) == result
+    shown = run_result_json(result)["nodes"]["long"]
+    assert (shown["preemptions"], shown["preempted"]) == (1, [{"at": 3.5, "resumed": 15.5}])

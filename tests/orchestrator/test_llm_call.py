@@ -18,6 +18,8 @@ from taskloom.orchestrator.llm_call import (
     parse_structured,
     stream_call,
 )
+from taskloom.orchestrator.result import Preemption
+from taskloom.orchestrator.scheduler.call_reports import CallReport
 
 
 def _request(call_id: str = "c1") -> GenerateRequest:
@@ -74,3 +76,17 @@ def test_parse_structured_says_when_the_answer_was_cut_off() -> None:
 def test_parse_structured_names_the_schema_mismatch() -> None:
     with pytest.raises(NodeOutputError, match="does not match output_schema: 'n' is a required"):
         parse_structured("{}", {"type": "object", "required": ["n"]})
+
+
+def test_a_calls_preemptions_are_kept_on_the_ledgers_clock() -> None:
+    # The scheduler's clock reads 25 as the call ends; the ledger's reads 100 then.
+    ledger = CallLedger(clock=lambda: 100.0)
+    ledger.heard(CallReport(
+        call_id="c1", queued_s=0.0, service_s=0.0, level=0, priority=0, preemptions=2,
+        engine=None, engine_name=None, ended_at_s=25.0,
+        preempted_at_s=(3.5, 20.0), resumed_at_s=(15.5,),  # it ended while preempted
+    ))
+    assert ledger.preempted == [Preemption(78.5, 90.5), Preemption(95.0, None)]
+    ledger.heard(CallReport(call_id="c2", queued_s=0.0, service_s=0.0, level=0, priority=0,
+                            preemptions=0, engine=0, engine_name="e", ended_at_s=30.0))
+    assert len(ledger.preempted) == 2

@@ -9,15 +9,29 @@ Without Chromium these tests fail: `scripts/install.sh` installs it."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from serve_harness import Server
+from serve_test_tools import tick
+from trio.testing import MockClock
+
+from taskloom.backends.scripted import ScriptedBackend
+from taskloom.orchestrator.scheduler import ProgramAwareScheduler
+from taskloom.orchestrator.scheduler.queues import QueueConfig
+from taskloom.orchestrator.store import RunRow, RunStore, StoredStatus
+from taskloom.program.load import loads
+from taskloom.runtime import Runtime
+from taskloom.serve.config import tenant_id
+from taskloom.tools.registry import default_registry
 
 pytestmark = pytest.mark.browser
 
@@ -47,6 +61,16 @@ nodes:
   say: {kind: llm, prompt: "{{ inputs.text }}"}
 outputs:
   text: "{{ inputs.text }}"
+"""
+
+PREEMPTED = """\
+name: preempted
+inputs:
+  counter: {type: string}
+nodes:
+  long: {kind: llm, prompt: long}
+  pause: {kind: tool, tool: tick, args: {counter: "{{ inputs.counter }}", key: p, sleep_s: 3.5}}
+  short: {kind: llm, prompt: "short, after {{ pause.value }}"}
 """
 
 
@@ -287,3 +311,63 @@ def test_a_nodes_wait_in_the_scheduler_is_drawn_when_the_run_carries_it(
     hidden_a, width_a, hidden_b = strips
     assert (hidden_a, hidden_b) == (False, True)
     assert width_a == pytest.approx(100 / (4 * 1.02))  # 1 s of a 4 s run, plus its margin
+
+
+def store_preempted_run(server: Server, folder: Path) -> str:
+    """A run of `PREEMPTED` made here, on virtual time, into the server's store as the
+    key's tenant: on one slot under MLFQ, `short` preempts `long` at 3.5 s and gives
+    the slot back at 15.5 s (a served run on the scripted engine has slots to spare)."""
+    run_id = f"preempted-{folder.name}"
+    store = RunStore(server.workdir / "store.db")
+    inputs = {"counter": str(folder / "ticks")}
+    now = time.time()
+    store.create_run(RunRow(run_id=run_id, program="preempted", status=StoredStatus.RUNNING,
+                            tenant=tenant_id(KEY), spec_text=PREEMPTED, inputs=inputs,
+                            policy="mlfq", created_at=now, updated_at=now))
+    backend = ScriptedBackend(respond=lambda r: " ".join(["w"] * 12), delay_s=1, per_chunk_s=1)
+    scheduler = ProgramAwareScheduler([backend], "mlfq", max_in_flight=1,
+                                      queues=QueueConfig(boundaries_s=(2.0,), beta=math.inf))
+    tools = default_registry()
+    tools.register(tick)
+    runtime = Runtime(backend, tools=tools, scheduler=scheduler, store=store)
+
+    async def run() -> None:
+        result = await runtime.run(loads(PREEMPTED), inputs, run_id=run_id)
+        assert result.nodes["long"].preemptions == 1, result.error
+
+    anyio.run(run, backend="trio", backend_options={"clock": MockClock(autojump_threshold=0)})
+    store.close()
+    return run_id
+
+
+def test_a_preempted_node_is_marked_on_its_bar_and_counted_in_its_detail(
+    page: Page, server: Server, tmp_path: Path
+) -> None:
+    run_id = store_preempted_run(server, tmp_path)
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/runs/{run_id}")
+    expect(page.locator("#run-status .pill")).to_have_text("succeeded")
+    long = page.locator("#gantt .gantt-row[data-node=long]")
+    mark = long.locator(".preempt")
+    expect(mark).to_have_count(1)
+    expect(mark).to_have_attribute("data-at", "3.5")
+    expect(mark).to_have_attribute("title", "a call preempted at 3.50 s, resumed at 15.5 s")
+    expect(page.locator("#gantt .gantt-row[data-node=short] .preempt")).to_have_count(0)
+    # The mark sits on the bar, where 3.5 s falls on the axis.
+    bar, drawn = long.locator(".bar").bounding_box(), mark.bounding_box()
+    track = long.locator(".track").bounding_box()
+    assert bar is not None and drawn is not None and track is not None
+    assert bar["x"] <= drawn["x"] <= bar["x"] + bar["width"]
+    wall_s = httpx.get(f"{server.url}/v1/runs/{run_id}", headers={"X-API-Key": KEY},
+                       timeout=10).json()["wall_s"]
+    assert drawn["x"] - track["x"] == pytest.approx(track["width"] * 3.5 / (wall_s * 1.02),
+                                                    abs=2)
+
+    long.click()
+    expect(page.locator("#node-detail [data-field=preemptions] .value")).to_have_text("1")
+    expect(page.locator("#node-detail [data-field=preempted] .value")).to_have_text(
+        "3.50 s → 15.5 s")
+    expect(page.locator("#node-detail")).to_contain_text("preempted one of them")
+    page.locator("#gantt .gantt-row[data-node=short]").click()
+    expect(page.locator("#node-detail [data-field=preemptions] .value")).to_have_text("0")
+    expect(page.locator("#node-detail [data-field=preempted]")).to_have_count(0)

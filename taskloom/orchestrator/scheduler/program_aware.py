@@ -392,7 +392,7 @@ class ProgramAwareScheduler:
             call.attempt_chunks = 0
         call.taken_back_from = None
         self._failover.started(call, engine.index)
-        call.state, call.engine, call.attempt_started_s = CallState.RUNNING, engine.index, now
+        call.run_on(engine.index, now)
         engine.running[call] = None
         engine.tally.attempts += 1
         call.turn.set()
@@ -401,7 +401,7 @@ class ProgramAwareScheduler:
         assert call.engine is not None
         self._engines[call.engine].tally.preemptions += 1
         self._preemptions += 1
-        call.preemptions += 1
+        call.preempted(now)
         self._requeue(call, now)
 
     def _requeue(self, call: ScheduledCall, now: float) -> None:

@@ -60,6 +60,8 @@ class ScheduledCall:
     failed_on: set[int] = field(default_factory=set)
     moved_from: int | None = None  # the engine its last attempt failed on, until it restarts
     preemptions: int = 0
+    preempted_at_s: list[float] = field(default_factory=list)
+    resumed_at_s: list[float] = field(default_factory=list)  # one per preemption, once back
     error: BaseException | None = None
 
     @property
@@ -84,6 +86,21 @@ class ScheduledCall:
 
     def position(self) -> QueuePosition:
         return QueuePosition(self.level, self.rank, self.entered_level_s, self.tie_break)
+
+    def preempted(self, now_s: float) -> None:
+        """A call that ranks better took its slot at `now_s`."""
+        self.preemptions += 1
+        self.preempted_at_s.append(now_s)
+
+    def run_on(self, engine: int, now_s: float) -> None:
+        """An attempt starts on `engine` at `now_s`; after a preemption, it resumes."""
+        if len(self.resumed_at_s) < len(self.preempted_at_s):
+            self.resumed_at_s.append(now_s)
+        elif self.resumed_at_s and self.resumed_at_s[-1] == self.queued_since_s:
+            # Taken back at the instant it resumed, before it produced anything (the
+            # scheduler decides each instant again): it resumes only now.
+            self.resumed_at_s[-1] = now_s
+        self.state, self.engine, self.attempt_started_s = CallState.RUNNING, engine, now_s
 
 
 def new_scheduled_call(

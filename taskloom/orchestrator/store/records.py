@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from taskloom.orchestrator.result import NodeResult, NodeStatus
+from taskloom.orchestrator.result import NodeResult, NodeStatus, Preemption
 
 
 class StoredStatus(StrEnum):
@@ -82,13 +82,14 @@ def node_values(run_id: str, node: NodeResult) -> tuple[Any, ...]:
         node.started_s, node.ended_s, node.attempts, node.prompt_tokens,
         node.generated_tokens, node.cached_prompt_tokens, node.llm_calls,
         node.tool_calls, node.tool_s, node.engine_s, node.queue_s, node.cost_usd,
+        _preempted_json(node.preempted),
     )
 
 
 NODE_COLUMNS = (
     "run_id, node_id, kind, status, output, error, started_s, ended_s, attempts, "
     "prompt_tokens, generated_tokens, cached_prompt_tokens, llm_calls, "
-    "tool_calls, tool_s, engine_s, queue_s, cost_usd"
+    "tool_calls, tool_s, engine_s, queue_s, cost_usd, preempted"
 )
 
 
@@ -111,7 +112,19 @@ def node_from_row(row: sqlite3.Row) -> NodeResult:
         engine_s=row["engine_s"],
         queue_s=row["queue_s"],
         cost_usd=row["cost_usd"],
+        preempted=_preempted_from_json(row["preempted"]),
     )
+
+
+def _preempted_json(preempted: tuple[Preemption, ...]) -> str | None:
+    # [[at_s, resumed_s], ...]; NULL for none, as every row stored before version 3 has.
+    return dumps([[p.at_s, p.resumed_s] for p in preempted]) if preempted else None
+
+
+def _preempted_from_json(text: str | None) -> tuple[Preemption, ...]:
+    if not text:
+        return ()
+    return tuple(Preemption(at_s, resumed_s) for at_s, resumed_s in json.loads(text))
 
 
 def run_from_row(row: sqlite3.Row) -> RunRow:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each step takes a file at version i to version i + 1; never edit a step once released.
 _MIGRATIONS: tuple[str, ...] = (
@@ -63,6 +63,10 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE nodes ADD COLUMN queue_s REAL NOT NULL DEFAULT 0;
     ALTER TABLE nodes ADD COLUMN cost_usd REAL;
     ALTER TABLE runs ADD COLUMN budget_exceeded TEXT;
+    """,
+    # 3: when the scheduler preempted each node's LLM calls, and when they resumed.
+    """
+    ALTER TABLE nodes ADD COLUMN preempted TEXT;
     """,
 )
 

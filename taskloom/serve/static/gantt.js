@@ -1,6 +1,7 @@
 // A run's timeline: one row per node in program order, the tasks of a `plan` node
-// (`<node>/plan<r>/<N>`) nested under it, each bar coloured by status. Rows are kept
-// and updated in place, so a live run can redraw it several times a second.
+// (`<node>/plan<r>/<N>`) nested under it, each bar coloured by status, with the time its
+// LLM calls waited in the scheduler under it and a mark where one of them was preempted.
+// Rows are kept and updated in place, so a live run can redraw it several times a second.
 import {byId, el, seconds} from './dom.js';
 
 const TICK_STEPS = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1200, 3600];
@@ -67,17 +68,18 @@ export class Gantt {
       }});
     const queue = el('div', {class: 'queue', title: 'waited in the scheduler'});
     const bar = el('div', {class: 'bar'});
+    const preemptions = el('div', {class: 'preemptions'});
     row = el('div', {class: 'gantt-row', 'data-node': node.id,
       onclick: () => this.onSelect(node.id)},
     el('div', {class: 'gantt-label'}, toggle, el('span', {class: 'name'}),
       el('span', {class: 'kind'})),
-    el('div', {class: 'track'}, queue, bar));
+    el('div', {class: 'track'}, queue, bar, preemptions));
     this.rows.set(node.id, row);
     return row;
   }
 
-  // `nodes`: id -> {id, kind, status, start, end, queue_s, ...}; `nowS`: the run's
-  // clock now, which a running bar reaches.
+  // `nodes`: id -> {id, kind, status, start, end, queue_s, preempted, ...}; `nowS`: the
+  // run's clock now, which a running bar reaches.
   render(nodes, order, nowS, selected) {
     const rows = timelineRows(nodes, order);
     let span = Math.max(nowS || 0, 0.001);
@@ -119,7 +121,8 @@ export class Gantt {
         Object.assign(bar.style, {left: `${(100 * start) / span}%`,
           width: `max(2px, ${(100 * (stop - start)) / span}%)`});
         const duration = end === null ? '' : ` · ${seconds(stop - start)}`;
-        bar.title = `${node.id}: ${status}${duration}`;
+        const preempted = node.preemptions ? ` · preempted ${node.preemptions}×` : '';
+        bar.title = `${node.id}: ${status}${duration}${preempted}`;
         if (node.queue_s) {
           const width = Math.min(node.queue_s, stop - start);
           Object.assign(queue.style, {left: `${(100 * start) / span}%`,
@@ -127,8 +130,23 @@ export class Gantt {
           queue.title = `its calls waited ${seconds(node.queue_s)} in the scheduler`;
         }
       }
+      row.querySelector('.preemptions').replaceChildren(
+        ...(hasStart ? preemptionMarks(node, span, end ?? start) : []));
       shown.push(row);
     }
     this.body.replaceChildren(...shown);
   }
+}
+
+// A mark where one of the node's LLM calls lost its engine slot, with a line on to where
+// it got one back (or to the bar's end, if it never did).
+function preemptionMarks(node, span, barEnd) {
+  return (node.preempted || []).map(({at, resumed}) => {
+    const back = resumed ?? Math.max(barEnd, at);
+    const title = resumed === null || resumed === undefined
+      ? `a call preempted at ${seconds(at)}; it ended before it resumed`
+      : `a call preempted at ${seconds(at)}, resumed at ${seconds(resumed)}`;
+    return el('div', {class: 'preempt', title, 'data-at': at, style: {
+      left: `${(100 * at) / span}%`, width: `${(100 * (back - at)) / span}%`}});
+  });
 }

@@ -25,6 +25,21 @@ function field(label, value, attrs) {
     el('span', {class: 'value'}, value));
 }
 
+function schedulerNote(node, recordsPreemptions) {
+  if (recordsPreemptions) {
+    return 'The wait in the scheduler is summed over the node\'s LLM calls (the hatched strip '
+      + 'under its bar). A dark mark on the bar is where the scheduler preempted one of them '
+      + '(gave its engine slot to a call that ranked better); the dotted line runs on to '
+      + 'where it resumed.';
+  }
+  return 'queue_s' in node
+    ? 'The wait in the scheduler is summed over the node\'s LLM calls (the hatched strip '
+      + 'under its bar); this run was stored before preemptions were recorded per node, the '
+      + 'Scheduler panel counts them.'
+    : 'This run records no scheduler waits or preemptions for its nodes; the Scheduler '
+      + 'panel shows the totals of the shared scheduler.';
+}
+
 export function runPage(root, runId, session) {
   const stop = new AbortController();
   const state = {
@@ -168,6 +183,7 @@ export function runPage(root, runId, session) {
     const accounting = ACCOUNTING.filter(([key]) => node[key] !== undefined && node[key] !== null)
       .map(([key, label, format]) => field(label, format(node[key])));
     const templates = definition ? TEMPLATE_FIELDS.filter((key) => key in definition) : [];
+    const recordsPreemptions = Array.isArray(node.preempted);
     fill(detail,
       el('h3', {}, el('span', {class: 'mono', text: node.id}), ' ', statusPill(node.status || 'pending')),
       el('div', {class: 'facts'},
@@ -179,13 +195,14 @@ export function runPage(root, runId, session) {
         field('prompt tokens', count(node.prompt_tokens), {'data-field': 'prompt_tokens'}),
         field('generated tokens', count(node.generated_tokens), {'data-field': 'generated_tokens'}),
         field('prefix-cached tokens', count(node.cached_prompt_tokens)),
-        accounting),
-      el('p', {class: 'muted small', text: 'queue_s' in node
-        ? 'The wait in the scheduler is summed over the node\'s LLM calls (the hatched strip '
-          + 'under its bar); the run does not record when a call was preempted, the Scheduler '
-          + 'panel counts preemptions.'
-        : 'This run records no scheduler waits or preemptions for its nodes; the Scheduler '
-          + 'panel shows the totals of the shared scheduler.'}),
+        accounting,
+        recordsPreemptions ? field('preemptions', count(node.preempted.length),
+          {'data-field': 'preemptions'}) : null,
+        recordsPreemptions && node.preempted.length ? field('preempted at',
+          node.preempted.map(({at, resumed}) => (resumed === null || resumed === undefined
+            ? `${seconds(at)} (not resumed)` : `${seconds(at)} → ${seconds(resumed)}`)).join(', '),
+          {class: 'field wide', 'data-field': 'preempted'}) : null),
+      el('p', {class: 'muted small', text: schedulerNote(node, recordsPreemptions)}),
       templates.map((key) => el('div', {class: 'block'},
         el('h4', {text: key === 'prompt' || key === 'messages' || key === 'system'
           ? `${key} (template as written; the rendered prompt is not stored)` : key}),

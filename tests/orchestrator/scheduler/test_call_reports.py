@@ -4,6 +4,7 @@ preemptions and engine, read from its record as it ends (on virtual time)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -12,7 +13,7 @@ from trio.testing import MockClock
 from taskloom.backends.base import GenerateRequest, SamplingParams, collect
 from taskloom.backends.scripted import ScriptedBackend
 from taskloom.orchestrator.scheduler import ProgramAwareScheduler
-from taskloom.orchestrator.scheduler.call_reports import CallReport
+from taskloom.orchestrator.scheduler.call_reports import CallReport, CallWatch, call_watch_of
 from taskloom.orchestrator.scheduler.queues import QueueConfig
 
 ANSWER = " ".join(f"w{i}" for i in range(1, 13))
@@ -53,11 +54,14 @@ def test_a_preempted_call_reports_its_wait_service_level_and_preemption() -> Non
     reports = _preempting_run(("long", "short"))
     long, short = reports["long"], reports["short"]
     assert long.preemptions == 1
+    assert (long.preempted_at_s, long.resumed_at_s) == ((3.5,), (15.5,))
+    assert long.ended_at_s == pytest.approx(15.5 + 9.0)
     assert long.queued_s == pytest.approx(12.0)  # t=3.5..15.5, behind the short call
     assert long.service_s == pytest.approx(3.5 + 9.0)
     assert (long.level, long.priority) == (1, 1)  # demoted past 2 s; the engine saw 1
     assert (long.engine, long.engine_name) == (0, "scripted")
     assert short.preemptions == 0
+    assert (short.preempted_at_s, short.resumed_at_s) == ((), ())
     assert short.queued_s == pytest.approx(0.0)
     assert short.service_s == pytest.approx(12.0)
     assert (short.level, short.engine) == (1, 0)  # it too ran past 2 s, with no one to yield to
@@ -66,3 +70,37 @@ def test_a_preempted_call_reports_its_wait_service_level_and_preemption() -> Non
 def test_only_watched_calls_are_reported() -> None:
     assert set(_preempting_run(("short",))) == {"short"}
     assert _preempting_run(()) == {}
+
+
+def test_every_listener_of_a_call_hears_it_once_and_an_unwatched_one_not() -> None:
+    backend = ScriptedBackend(respond=lambda request: "ok")
+    heard: list[tuple[str, str]] = []
+
+    def listener(name: str) -> Callable[[CallReport], None]:
+        return lambda report: heard.append((name, report.call_id))
+
+    tracer, ledger, gone = listener("tracer"), listener("ledger"), listener("gone")
+
+    async def main() -> None:
+        scheduler = ProgramAwareScheduler([backend], "mlfq")
+        for each in (tracer, ledger, gone):
+            scheduler.call_watch.watch("c", each)
+        scheduler.call_watch.unwatch("c", gone)
+        scheduler.call_watch.unwatch("c", gone)  # again: nothing to do
+        await collect(scheduler.submit(_call("c")))
+        await collect(scheduler.submit(_call("c")))  # heard once: the first call only
+
+    anyio.run(main, backend="trio", backend_options={"clock": MockClock(autojump_threshold=0)})
+    assert heard == [("tracer", "c"), ("ledger", "c")]
+
+
+def test_the_call_watch_is_found_through_wrapping_schedulers() -> None:
+    scheduler = ProgramAwareScheduler([ScriptedBackend()], "fcfs")
+
+    class Wrapper:
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+
+    assert call_watch_of(Wrapper(Wrapper(scheduler))) is scheduler.call_watch
+    assert isinstance(scheduler.call_watch, CallWatch)
+    assert call_watch_of(Wrapper(object())) is None

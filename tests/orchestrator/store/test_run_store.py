@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
+from taskloom.orchestrator.result import NodeResult, NodeStatus, Preemption, RunResult, RunStatus
 from taskloom.orchestrator.store import RunNotFound, RunRow, RunStore, StoredStatus
 from taskloom.program.load import load, loads
 
@@ -117,3 +118,14 @@ def test_runs_are_listed_newest_first_and_filtered(tmp_path: Path) -> None:
     store.set_status("r0", StoredStatus.CANCELLED, "stop")
     row = store.get("r0")
     assert row is not None and (row.status, row.error) == (StoredStatus.CANCELLED, "stop")
+
+
+def test_a_nodes_preemptions_load_back_with_their_times(tmp_path: Path) -> None:
+    preempted = (Preemption(at_s=3.5, resumed_s=15.5), Preemption(at_s=20.0, resumed_s=None))
+    node = replace(_node("long"), kind="llm", preempted=preempted)
+    result = RunResult(run_id="r", program="p", status=RunStatus.SUCCEEDED,
+                       nodes={"long": node, "quiet": _node("quiet")})
+    RunStore(tmp_path).save(result)
+    loaded = RunStore(tmp_path).load("r").nodes
+    assert loaded["long"].preempted == preempted and loaded["long"].preemptions == 2
+    assert loaded["quiet"].preempted == ()

@@ -56,3 +56,23 @@ def test_a_version_1_file_gains_the_accounting_columns_and_keeps_its_runs(
     node = loaded.nodes["a"]
     assert node.llm_calls == 2 and node.tool_calls == 0 and node.engine_s == 0.0
     assert node.cost_usd is None and loaded.budget_exceeded is None
+
+
+def test_a_version_2_file_gains_the_preemption_column_and_its_nodes_load(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "t.db"
+    raw = sqlite3.connect(str(path), isolation_level=None)
+    for migration in _MIGRATIONS[:2]:
+        for statement in migration.split(";"):
+            if statement.strip():
+                raw.execute(statement)
+    raw.execute("PRAGMA user_version = 2")
+    raw.execute("INSERT INTO runs (run_id, program, status, created_at, updated_at) "
+                "VALUES ('r', 'p', 'succeeded', 0, 0)")
+    raw.execute("INSERT INTO nodes (run_id, node_id, kind, status, llm_calls, queue_s) "
+                "VALUES ('r', 'a', 'llm', 'succeeded', 2, 1.5)")
+    raw.close()
+    node = RunStore(path).load("r").nodes["a"]
+    assert (node.llm_calls, node.queue_s) == (2, 1.5)
+    assert node.preempted == () and node.preemptions == 0
