@@ -26,7 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
@@ -63,12 +63,14 @@ class RenderDeadlineExceeded(BaseException):
 @dataclass
 class _Slot:
     deadline: float
-    depth: int = 1
+    # The arms held by this thread, outermost first: only the outermost sets the deadline.
+    tokens: list[object] = field(default_factory=list)
 
 
 class RenderWatchdog:
     """Interrupts a thread whose armed deadline has passed. `arm`/`disarm` nest: only
-    the outermost pair sets the deadline."""
+    the outermost pair sets the deadline. Each pair shares a token, so a disarm repeated
+    after an interrupt cut it short does no harm."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -80,15 +82,15 @@ class RenderWatchdog:
         self._longest_seconds = 0.0
         self._thread: threading.Thread | None = None
 
-    def arm(self, seconds: float) -> None:
+    def arm(self, token: object, seconds: float) -> None:
         thread_id = threading.get_ident()
         deadline = time.monotonic() + seconds
         with self._lock:
             slot = self._slots.get(thread_id)
             if slot is not None:
-                slot.depth += 1
+                slot.tokens.append(token)
                 return
-            self._slots[thread_id] = _Slot(deadline)
+            self._slots[thread_id] = _Slot(deadline, [token])
             self._armed_since_check = True
             self._longest_seconds = max(self._longest_seconds, seconds)
             if deadline < self._next_check:
@@ -96,20 +98,37 @@ class RenderWatchdog:
                 self._ensure_thread()
                 self._wakeup.notify()
 
-    def disarm(self) -> None:
+    def disarm(self, token: object) -> None:
+        """Idempotent: a second call with the same token changes nothing."""
         thread_id = threading.get_ident()
         with self._lock:
             slot = self._slots.get(thread_id)
-            if slot is not None:
-                slot.depth -= 1
-                if slot.depth > 0:
-                    return
-                del self._slots[thread_id]
-            if thread_id in self._interrupted:
+            if slot is not None and token in slot.tokens:
+                slot.tokens.remove(token)
+                if not slot.tokens:
+                    del self._slots[thread_id]
+            if thread_id not in self._slots and thread_id in self._interrupted:
                 # The deadline passed just as the render finished: drop the exception
                 # if it is still pending, so it cannot fire in unrelated code later.
-                self._interrupted.discard(thread_id)
                 _set_async_exception(thread_id, None)
+                self._interrupted.discard(thread_id)
+
+    def armed(self) -> bool:
+        """Whether the calling thread holds a deadline."""
+        with self._lock:
+            return threading.get_ident() in self._slots
+
+    def disarm_surely(self, token: object) -> None:
+        """`disarm`, repeated until it completes. An interrupt can arrive inside the
+        disarm itself (the render finished just as its deadline passed); a disarm cut
+        short would leave the thread armed, and the watchdog would then interrupt
+        whatever the thread runs next, a second later and every second after."""
+        while True:
+            try:
+                self.disarm(token)
+                return
+            except RenderDeadlineExceeded:
+                continue
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -164,11 +183,12 @@ os.register_at_fork(after_in_child=WATCHDOG._after_fork)
 def call_with_deadline(seconds: float, work: Callable[..., _Result], *args: Any) -> _Result:
     """`work(*args)`, interrupted with `RenderDeadlineExceeded` past `seconds`. The
     exception may also arrive as `work` returns: catch it around this call."""
-    WATCHDOG.arm(seconds)
+    token = object()
     try:
+        WATCHDOG.arm(token, seconds)  # inside the try: an arm cut short is undone too
         return work(*args)
     finally:
-        WATCHDOG.disarm()
+        WATCHDOG.disarm_surely(token)
 
 
 _on_loop = threading.local()

@@ -11,6 +11,7 @@ from trio.testing import MockClock
 from taskloom.program.refs import TemplateError, render_template
 from taskloom.program.render_deadline import (
     RenderDeadlineExceeded,
+    WATCHDOG,
     RenderWatchdog,
     call_with_deadline,
     loop_budget,
@@ -33,14 +34,16 @@ def test_a_python_loop_is_interrupted_at_its_deadline() -> None:
 @pytest.mark.timeout(60)
 def test_a_nested_arm_keeps_the_outer_deadline() -> None:
     watchdog = RenderWatchdog()
-    watchdog.arm(0.05)
+    outer, inner = object(), object()
+    watchdog.arm(outer, 0.05)
     try:
-        watchdog.arm(3600)
-        watchdog.disarm()  # the inner pair must not cancel the outer deadline
+        watchdog.arm(inner, 3600)
+        watchdog.disarm(inner)  # the inner pair must not cancel the outer deadline
+        watchdog.disarm(inner)  # nor a repeated disarm of it
         with pytest.raises(RenderDeadlineExceeded):
             _spin_forever()
     finally:
-        watchdog.disarm()
+        watchdog.disarm_surely(outer)
 
 
 def _swallow_one_interrupt_then_spin() -> None:
@@ -54,6 +57,36 @@ def _swallow_one_interrupt_then_spin() -> None:
 def test_a_render_that_swallowed_its_interrupt_is_interrupted_again() -> None:
     with pytest.raises(RenderDeadlineExceeded):
         call_with_deadline(0.05, _swallow_one_interrupt_then_spin)
+
+
+class _InterruptedInsideDisarm(RenderWatchdog):
+    """Its first disarm runs until the deadline's interrupt arrives, as a render that
+    finishes just as its deadline passes can see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut_short = 0
+
+    def disarm(self, token: object) -> None:
+        if not self.cut_short:
+            try:
+                _spin_forever()
+            except RenderDeadlineExceeded:
+                self.cut_short += 1
+                raise
+        super().disarm(token)
+
+
+@pytest.mark.timeout(60)
+def test_an_interrupt_inside_the_disarm_still_leaves_the_thread_disarmed() -> None:
+    # Left armed, the thread would be interrupted again a second later wherever it was
+    # (CI saw this crash pytest itself).
+    watchdog = _InterruptedInsideDisarm()
+    token = object()
+    watchdog.arm(token, 0.05)
+    watchdog.disarm_surely(token)
+    assert watchdog.cut_short == 1
+    assert not watchdog.armed()
 
 
 def test_work_that_finishes_in_time_returns_its_result() -> None:
@@ -79,6 +112,7 @@ def test_an_interrupt_never_fires_after_its_render_has_returned() -> None:
         except RenderDeadlineExceeded:
             outcomes["interrupted"] += 1
     assert sum(outcomes.values()) == 300
+    assert not WATCHDOG.armed()
     assert _count_to(2_000_000) == sum(range(2_000_000))  # nothing stray fires here
 
 
