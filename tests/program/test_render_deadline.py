@@ -10,8 +10,8 @@ from trio.testing import MockClock
 
 from taskloom.program.refs import TemplateError, render_template
 from taskloom.program.render_deadline import (
-    RenderDeadlineExceeded,
     WATCHDOG,
+    RenderDeadlineExceeded,
     RenderWatchdog,
     call_with_deadline,
     loop_budget,
