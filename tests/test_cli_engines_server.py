@@ -30,16 +30,20 @@ pytestmark = [pytest.mark.openai_server, pytest.mark.timeout(1800)]
 
 QUESTIONS = ["a lighthouse", "the moon", "rivers", "bread", "a violin", "winter", "bees",
              "a library"]
+# Long answers (the model writes on to max_tokens): each server stays busy for seconds, so
+# the kill tests' polls of its metrics see it at work. Two-sentence answers could all
+# end between two polls on a fast idle machine (CI once waited 600 s for that).
 FAN_OUT = (
-    "name: fan_out\ndefaults: {temperature: 0, max_tokens: 64}\nnodes:\n"
-    + "".join(f"  q{i}: {{kind: llm, prompt: \"Write two sentences about {topic}.\"}}\n"
+    "name: fan_out\ndefaults: {temperature: 0, max_tokens: 128}\nnodes:\n"
+    + "".join(f"  q{i}: {{kind: llm, prompt: \"Write a long story about {topic}.\"}}\n"
               for i, topic in enumerate(QUESTIONS))
     + "outputs:\n" + "".join(f"  a{i}: \"{{{{ q{i} }}}}\"\n" for i in range(len(QUESTIONS)))
 )
 AFTER_FIRST = (
-    "name: after_first\ndefaults: {temperature: 0, max_tokens: 64}\nnodes:\n"
+    "name: after_first\ndefaults: {temperature: 0, max_tokens: 128}\nnodes:\n"
     "  first: {kind: llm, prompt: \"Name a color.\", max_tokens: 4}\n"
-    + "".join(f"  q{i}: {{kind: llm, prompt: \"After {{{{ first }}}}, write about {topic}.\"}}\n"
+    + "".join(f"  q{i}: {{kind: llm, prompt: \"After {{{{ first }}}}, write a long story"
+              f" about {topic}.\"}}\n"
               for i, topic in enumerate(QUESTIONS))
     + "outputs:\n  first: \"{{ first }}\"\n"
 )
