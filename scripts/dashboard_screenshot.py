@@ -135,7 +135,7 @@ def start_server(workdir: Path, port: int) -> uvicorn.Server:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "results/dashboard/run_page.png")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs/pictures/run_page.png")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
