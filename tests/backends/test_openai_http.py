@@ -367,7 +367,11 @@ async def test_server_closing_the_stream_aborts_the_request(vllm_server: str) ->
                 if len(received) == 3:
                     assert _running_requests(vllm_server) == 1
                     scope.cancel()
-    assert len(received) == 3
+    # Chunks already read off the socket may still be handed out after the cancel (the
+    # generator parses a buffer without a checkpoint), but the stream ends by the cancel,
+    # long before the answer's 1,500 tokens.
+    assert scope.cancelled_caught
+    assert len(received) >= 3 and not received[-1].finished
     with anyio.move_on_after(15):
         while _running_requests(vllm_server):
             await anyio.sleep(0.2)
