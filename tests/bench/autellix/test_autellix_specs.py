@@ -11,7 +11,7 @@ def args(**changes: object) -> argparse.Namespace:
     settings: dict[str, object] = {
         "workloads": ("mixed",), "policies": ("fcfs", "plas"), "rates": (1.0, 2.0),
         "programs": 10, "seed": 0, "engine": "h100", "engines": 4, "cap": 128,
-        "factors": ("beta",),
+        "factors": ("beta",), "mixed_coding_agent": False,
     }
     settings.update(changes)
     return argparse.Namespace(**settings)
