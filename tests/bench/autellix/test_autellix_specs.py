@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from taskloom.bench.autellix.specs import balance_specs, policy_specs, sweep_specs
+from taskloom.bench.autellix.store import spec_id
 
 
 def args(**changes: object) -> argparse.Namespace:
@@ -34,3 +35,11 @@ def test_a_sweep_names_each_setting_once() -> None:
     settings = [s.variant.setting for s in specs]
     assert len(settings) == len(set(settings))
     assert specs[0].variant.label == "fcfs"
+
+
+def test_mixed_with_coding_agent_sessions_is_labelled_apart() -> None:
+    plain, flagged = policy_specs(args()), policy_specs(args(mixed_coding_agent=True))
+    assert {s.workload_label for s in plain} == {"mixed"}
+    assert {s.workload_label for s in flagged} == {"mixed+coding-agent"}
+    assert all(s.options.mixed_coding_agent for s in flagged)
+    assert {spec_id(s) for s in plain}.isdisjoint(spec_id(s) for s in flagged)
