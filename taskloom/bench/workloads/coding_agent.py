@@ -43,8 +43,10 @@ Assumptions (`_TURNS`, `_REPLY`, `_ISSUE`, `TOOL_KINDS`):
   | search     | 20%   | 1.5, 0.7, 0.2-20        | 500, 0.9, 20-6,000        |
   | run_tests  | 20%   | 8.0, 0.8, 1-120         | 800, 1.0, 50-8,000        |
 
-  About 3 s of tool time and 1,150 tokens of context growth per turn on average: a
-  median session ends near 50K tokens, long ones reach the 128K limit.
+  About 3 s of tool time and 1,150 tokens of context growth per turn on average. Over
+  300 sessions of seed 0, the final context is 28K / 50K / 80K tokens at the 10th /
+  50th / 90th percentile and 101K at most, so the 128K limit cuts only the rare tail
+  (it matters for smaller `agent_context_tokens`).
 """
 
 from __future__ import annotations
