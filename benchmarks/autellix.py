@@ -50,6 +50,7 @@ from taskloom.bench.autellix.points import ENGINES
 from taskloom.bench.autellix.report import write_report
 from taskloom.bench.autellix.specs import (
     POLICIES,
+    SWEEP_CAPS,
     SWEEP_FACTORS,
     WORKLOADS,
     balance_specs,
@@ -80,6 +81,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cap", type=int, default=DEFAULT_MAX_IN_FLIGHT,
                         help="sweep: the in-flight cap for the levels and beta factors")
+    parser.add_argument("--caps", type=_ints, default=SWEEP_CAPS,
+                        help="sweep: the in-flight caps of the caps factor")
     parser.add_argument("--factors", type=_names, default=SWEEP_FACTORS,
                         help=f"sweep: which of {', '.join(SWEEP_FACTORS)}")
     args = parser.parse_args(argv)
@@ -93,6 +96,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(value) for value in _names(text))
 
 
 def _floats(text: str) -> tuple[float, ...]:

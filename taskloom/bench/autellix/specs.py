@@ -68,14 +68,15 @@ SWEEP_FACTORS = ("caps", "levels", "beta")
 
 
 def sweep_specs(args: argparse.Namespace) -> list[PointSpec]:
-    """One factor at a time (the in-flight cap; levels and boundaries; beta) for the last
-    policy given, next to the vLLM default. Levels and beta are swept at `--cap`."""
+    """One factor at a time (the in-flight cap, over `--caps`; levels and boundaries;
+    beta) for the last policy given, next to the vLLM default. Levels and beta are swept
+    at `--cap`."""
     workload = args.workloads[0]
     programs = args.programs or DEFAULT_PROGRAMS[workload]
     policy, cap = args.policies[-1], args.cap
     variants = [vllm_default()]
     if "caps" in args.factors:
-        variants += [Variant(f"{policy} cap={c}", policy, max_in_flight=c) for c in SWEEP_CAPS]
+        variants += [Variant(f"{policy} cap={c}", policy, max_in_flight=c) for c in args.caps]
     if "levels" in args.factors:
         variants += [
             Variant(f"{policy} cap={cap} K={len(b) + 1} {'/'.join(f'{x:g}' for x in b)}s",
