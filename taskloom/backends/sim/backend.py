@@ -302,6 +302,8 @@ class SimBackend(ManagedBackend):
             # the last end; the last step still goes the normal way, for its chunks.)
             in_flight = min(bisect.bisect_left(ends, self._now()), len(ends) - 1)
             self._engine.complete_decode_steps(seconds[:in_flight])
+            # (Scheduled at the wake-up, inside the step in flight: the time only tells
+            # expired pins apart when KV is short, which a decode run rules out.)
             plan = self._engine.schedule(self._now())
         finally:
             self._deferred_aborts = None
