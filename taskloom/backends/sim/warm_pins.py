@@ -8,7 +8,8 @@ program waits on its tool. The pin ends in one of three ways:
 - the KV cache runs short and the engine releases pins before it preempts anything:
   pins past their time-to-live first (oldest deadline first), then live pins of the
   lowest-priority programs (the largest `priority` value, vLLM's order), the soonest to
-  expire first among equals;
+  expire first among equals. A released pin's blocks go to the front of the free queue,
+  so they are the ones evicted;
 - the engine closes.
 
 A pin past its deadline is not released on a timer: its blocks simply become the first
@@ -93,7 +94,9 @@ class WarmPins:
         pins.remove(victim)
         if not pins:
             del self._by_program[victim.program_id]
-        self._kv.release(victim.blocks)
+        # The pin was chosen to go: its blocks are the next evicted, not older free
+        # blocks (a preempted request's, say) that the queue would hand out first.
+        self._kv.release(victim.blocks, evict_first=True)
         if victim.deadline_s > now_s:
             self._tally.warm_pins_released_early += 1
         else:
