@@ -119,3 +119,15 @@ def test_pins_are_released_before_any_running_request_is_preempted() -> None:
     assert stats.warm_pins_released_early == 2
     assert stats.preemptions == 0
     assert len(clocked.engine.pins) == 0
+
+
+def test_a_released_pins_blocks_are_evicted_before_older_free_blocks() -> None:
+    clocked = Clocked()
+    engine = clocked.engine
+    clocked.run(engine.submit(tokens(20, 0), 1, program_id="C"))  # freed, not pinned
+    clocked.run(engine.submit(tokens(20, 100), 1, program_id="A", keep_warm_s=100.0))
+    # 12 blocks needed, 11 free: A's pin goes, and X takes A's blocks before C's.
+    clocked.run(engine.submit(tokens(48, 5000), 1, program_id="X"))
+    assert engine.stats().warm_pins_released_early == 1
+    assert next_call_hits(clocked, "C", 0) == 16  # only C's tail block was taken
+    assert next_call_hits(clocked, "A", 100) == 0
