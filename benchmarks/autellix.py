@@ -16,6 +16,9 @@ time, so a seed fixes the programs and the arrivals. Points run in parallel proc
 
     # the same on an engine whose KV cache (16k tokens) binds: a labelled regime
     .venv/bin/python benchmarks/autellix.py run --engine h100-kv16k --workloads mixed
+    # long-context coding-agent sessions (~128K), where the default H100's KV binds
+    .venv/bin/python benchmarks/autellix.py run --workloads coding-agent \
+        --policies fcfs,plas,atlas,sjf-oracle --rates 0.01,0.02,0.03
 
 Outputs: `points.json` (every point: the runner's row plus the scheduler's counters,
 per-kind latencies, the engines' peak concurrency, busy and prefill seconds),
@@ -47,6 +50,7 @@ from taskloom.bench.autellix.points import ENGINES
 from taskloom.bench.autellix.report import write_report
 from taskloom.bench.autellix.specs import (
     POLICIES,
+    SWEEP_CAPS,
     SWEEP_FACTORS,
     WORKLOADS,
     balance_specs,
@@ -71,9 +75,14 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--engine", choices=tuple(ENGINES), default="h100",
                         help="simulated engine regime: h100 is vLLM's defaults for Llama 3 "
                              "8B on one H100; h100-kv16k the same with a 16k-token KV cache")
+    parser.add_argument("--mixed-coding-agent", action="store_true",
+                        help="mixed gets coding-agent sessions as a fourth kind; its points "
+                             "are labelled mixed+coding-agent (off: mixed as before)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cap", type=int, default=DEFAULT_MAX_IN_FLIGHT,
                         help="sweep: the in-flight cap for the levels and beta factors")
+    parser.add_argument("--caps", type=_ints, default=SWEEP_CAPS,
+                        help="sweep: the in-flight caps of the caps factor")
     parser.add_argument("--factors", type=_names, default=SWEEP_FACTORS,
                         help=f"sweep: which of {', '.join(SWEEP_FACTORS)}")
     args = parser.parse_args(argv)
@@ -87,6 +96,10 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(value) for value in _names(text))
 
 
 def _floats(text: str) -> tuple[float, ...]:

@@ -24,6 +24,7 @@ from taskloom.orchestrator.compile import compile_program
 from taskloom.orchestrator.events import EventSink, ignore_events
 from taskloom.orchestrator.executor import Executor
 from taskloom.orchestrator.inputs import resolve_inputs
+from taskloom.orchestrator.keep_warm import ToolDurations
 from taskloom.orchestrator.kinds.llm import LLMKind
 from taskloom.orchestrator.kinds.map import MapKind
 from taskloom.orchestrator.kinds.registry import node_kinds
@@ -57,6 +58,11 @@ class Runtime:
     your own `scheduler` sends every run through that one. `tracer` records each run as
     OpenTelemetry spans (see `taskloom.telemetry`); the caller closes it.
 
+    `keep_warm`: tool durations shared by its runs; when given, LLM calls that a tool
+    call and another LLM call follow ask the engine to keep their KV warm for the tool's
+    expected duration (see `orchestrator.keep_warm`; only the simulated engine honours
+    it). Off by default.
+
     `budget` caps every run (a server's cap): a run's own budget, and the program's,
     can only tighten it. `prices` adds what each node cost to every result.
     """
@@ -75,8 +81,10 @@ class Runtime:
         sources: SourceConnections | None = None,
         standing: StandingSources | None = None,
         tracer: Tracer = NO_TRACER,
+        keep_warm: ToolDurations | None = None,
     ) -> None:
         self.tracer = tracer
+        self.keep_warm = keep_warm
         self.engines = backend if isinstance(backend, EnginePool) else None
         self.backend = backend.backends[0] if isinstance(backend, EnginePool) else backend
         self.budget = budget
@@ -214,7 +222,7 @@ class Runtime:
         executor = Executor(
             graph, scheduler=scheduler, tools=tools, run_id=run_id, on_event=on_event,
             checkpoint=checkpoint, restored=restored, meter=meter, prices=prices,
-            tracer=self.tracer,
+            tracer=self.tracer, keep_warm=self.keep_warm,
         )
         result: RunResult | None = None
         try:

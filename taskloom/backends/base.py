@@ -42,6 +42,11 @@ class GenerateRequest:
     that a scheduler preempted: the engine continues the answer after it (the prompt is
     the rendered prompt followed by `resume_text`), and `sampling.max_tokens` counts only
     the tokens still to generate. Chunks then carry only the new text.
+
+    `keep_warm_s` is a hint: the program's next call will extend this one's context
+    after a tool call expected to take about that long, so an engine that can pin KV may
+    keep this call's KV for that long. Only the simulated engine honours it: vLLM has no
+    pinning API, so the vllm and openai backends ignore it.
     """
 
     call_id: str
@@ -55,6 +60,7 @@ class GenerateRequest:
     parent_call_ids: tuple[str, ...] = ()
     priority: int = 0
     resume_text: str = ""
+    keep_warm_s: float | None = None
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):

@@ -48,6 +48,9 @@ ENGINE_ERROR = 4
 EMBEDDED_CONTEXT_TOKENS = 1536
 EMBEDDED_OUTPUT_TOKENS = 64
 SIM_CONTEXT_TOKENS = 8192  # Llama 3 8B's context, the default simulated model
+# Long agent sessions (coding-agent) run on the long-context version of the same model
+# (Llama 3.1 8B, 128K); on the embedded engine they get its short context like the rest.
+SIM_AGENT_CONTEXT_TOKENS = 131072
 
 console = Console(stderr=True)
 
@@ -107,6 +110,17 @@ def run_command(
         typer.Option(help="Cap on each answer's trace length; default none, or "
                      f"{EMBEDDED_OUTPUT_TOKENS} on the embedded vllm engine."),
     ] = None,
+    agent_context_tokens: Annotated[
+        int | None,
+        typer.Option(help="Prompt + answer limit per call of long agent sessions "
+                     f"(coding-agent); default {SIM_AGENT_CONTEXT_TOKENS}, or "
+                     f"{EMBEDDED_CONTEXT_TOKENS} on the embedded vllm engine."),
+    ] = None,
+    mixed_coding_agent: Annotated[
+        bool,
+        typer.Option(help="mixed: add coding-agent sessions as a fourth kind (off: "
+                     "mixed's programs as before)."),
+    ] = False,
     model: Annotated[str | None, typer.Option(help="Model for vllm/openai.")] = None,
     base_url: Annotated[str | None, typer.Option(help="Server URL for openai.")] = None,
     max_num_seqs: Annotated[
@@ -117,7 +131,8 @@ def run_command(
     """Run WORKLOAD for every (policy, rate); write OUT/results.json and a plot."""
     config = _config_or_exit(
         workload, policy, rate, programs, backend, seed, engines, cost,
-        _workload_options(backend, model, max_context_tokens, max_output_tokens),
+        _workload_options(backend, model, max_context_tokens, max_output_tokens,
+                          agent_context_tokens, mixed_coding_agent),
         model, base_url, max_num_seqs,
     )
     rows = _run_or_exit(config, progress)
@@ -128,14 +143,19 @@ def run_command(
 
 
 def _workload_options(backend: BackendName, model: str | None, context: int | None,
-                      output: int | None) -> WorkloadOptions:
+                      output: int | None, agent_context: int | None = None,
+                      mixed_coding_agent: bool = False) -> WorkloadOptions:
     embedded = backend is BackendName.VLLM and model is None
     default_context = EMBEDDED_CONTEXT_TOKENS if embedded else SIM_CONTEXT_TOKENS
+    default_agent_context = EMBEDDED_CONTEXT_TOKENS if embedded else SIM_AGENT_CONTEXT_TOKENS
     try:
         return WorkloadOptions(
             max_context_tokens=context if context is not None else default_context,
             max_output_tokens=output if output is not None or not embedded
             else EMBEDDED_OUTPUT_TOKENS,
+            agent_context_tokens=agent_context if agent_context is not None
+            else default_agent_context,
+            mixed_coding_agent=mixed_coding_agent,
         )
     except WorkloadError as error:
         _usage_error(str(error))

@@ -50,6 +50,7 @@ from taskloom.bench.workloads import (
 from taskloom.bench.workloads.base import BenchProgram
 from taskloom.errors import TaskloomError
 from taskloom.naming import unknown_name_message
+from taskloom.orchestrator.keep_warm import ToolDurations
 from taskloom.orchestrator.result import RunStatus
 from taskloom.orchestrator.scheduler.base import Scheduler
 from taskloom.orchestrator.scheduler.policies import POLICIES
@@ -126,6 +127,9 @@ class BenchConfig:
     model: str | None = None
     base_url: str | None = None
     engine_options: dict[str, Any] = field(default_factory=dict)
+    # Keep-warm hints on LLM calls that a tool call and another LLM call follow (see
+    # `orchestrator.keep_warm`); only the simulated engine honours them. Off by default.
+    keep_warm: bool = False
 
     @property
     def points(self) -> list[tuple[str, float]]:
@@ -253,7 +257,8 @@ async def run_point(
     arrivals = poisson_arrivals(rate, len(workload.programs), config.seed)
     async with source.open() as engines:
         scheduler = make_scheduler(policy, engines)
-        outcomes = await run_programs(workload, arrivals, scheduler, engines, source, done)
+        outcomes = await run_programs(workload, arrivals, scheduler, engines, source, done,
+                                      keep_warm=config.keep_warm)
         report = source.report(engines)
     point = BenchPoint(config.workload, policy, rate, config.backend, len(engines), config.seed)
     return PointRun(summarize(point, outcomes, report), scheduler)
@@ -266,10 +271,13 @@ async def run_programs(
     engines: Sequence[Backend],
     source: EngineSource,
     done: ProgramDone,
+    *,
+    keep_warm: bool = False,
 ) -> list[ProgramOutcome]:
     """Start program i at `arrivals[i]` seconds from now on `scheduler`; wait for all to
-    finish."""
-    runtime = Runtime(engines[0], tools=workload.tools, scheduler=scheduler)
+    finish. `keep_warm`: the runtime sends keep-warm hints (`BenchConfig.keep_warm`)."""
+    runtime = Runtime(engines[0], tools=workload.tools, scheduler=scheduler,
+                      keep_warm=ToolDurations() if keep_warm else None)
     start = anyio.current_time()
     outcomes: list[ProgramOutcome | None] = [None] * len(workload.programs)
 

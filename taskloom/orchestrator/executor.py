@@ -24,6 +24,7 @@ from taskloom.orchestrator.budget_meter import BudgetMeter
 from taskloom.orchestrator.compile import TaskGraph
 from taskloom.orchestrator.events import EventSink, NodeEvent, ignore_events
 from taskloom.orchestrator.inputs import resolve_inputs
+from taskloom.orchestrator.keep_warm import ToolDurations, warm_followers
 from taskloom.orchestrator.kinds.base import NodeEnvironment
 from taskloom.orchestrator.kinds.registry import NodeKindRegistry, node_kinds
 from taskloom.orchestrator.llm_call import CallLedger
@@ -31,7 +32,7 @@ from taskloom.orchestrator.prices import PriceTable
 from taskloom.orchestrator.result import NodeResult, NodeStatus, RunResult, RunStatus
 from taskloom.orchestrator.scheduler.base import Scheduler
 from taskloom.orchestrator.scheduler.call_reports import call_watch_of
-from taskloom.program.models import Node
+from taskloom.program.models import Node, ToolNode
 from taskloom.program.refs import TemplateError, evaluate_condition, render_value
 from taskloom.program.render_deadline import render_off_loop
 from taskloom.telemetry.tracer import NO_TRACER, Tracer
@@ -92,6 +93,10 @@ class Executor:
     `meter` counts every call against the run's budget as it is made; `prices` adds
     each node's cost.
     `tracer`: spans for the run, its nodes and their calls (off by default).
+    `keep_warm`: the runtime's tool durations; when given, an LLM call followed by a
+    tool whose result feeds a later LLM call carries a keep-warm hint (see
+    `orchestrator.keep_warm`), and every tool node's time is added to the estimate.
+    Off by default.
     """
 
     def __init__(
@@ -108,6 +113,7 @@ class Executor:
         meter: BudgetMeter | None = None,
         prices: PriceTable | None = None,
         tracer: Tracer = NO_TRACER,
+        keep_warm: ToolDurations | None = None,
     ) -> None:
         self.graph = graph
         self.kinds = kinds
@@ -128,6 +134,10 @@ class Executor:
         self._dependencies = {n: graph.dependencies(n) for n in self.program.nodes}
         self._dependents = {n: graph.dependents(n) for n in self.program.nodes}
         self._waiting_on = {n: len(deps) for n, deps in self._dependencies.items()}
+        self._keep_warm = keep_warm
+        self._warm_tools = (
+            warm_followers(self.program.nodes, self._dependents) if keep_warm else {}
+        )
         self._inputs: dict[str, Any] = {}
         self._checkpoint = checkpoint
         earlier = dict(restored or {})
@@ -242,6 +252,9 @@ class Executor:
         if not restored:
             self._save(record)
             self._emit(record)
+            if self._keep_warm is not None and isinstance(node, ToolNode) \
+                    and record.ledger.tool_calls:
+                self._keep_warm.observe(node.tool, record.ledger.tool_s)
         for dependent in self._dependents[node_id]:
             self._waiting_on[dependent] -= 1
             if self._waiting_on[dependent] == 0:
@@ -319,6 +332,7 @@ class Executor:
                 report_subtask=functools.partial(self._record_subtask, node_id),
                 clock=self._now,
                 tracer=self._tracer,
+                keep_warm_s=self._keep_warm_s(node_id),
             )
             kind = self.kinds.get(node.kind)
             try:
@@ -337,6 +351,12 @@ class Executor:
                 raise failure
             record.error = _describe(failure)
             await anyio.sleep(node.retry_backoff * 2 ** (record.attempts - 1))
+
+    def _keep_warm_s(self, node_id: str) -> float | None:
+        tools = self._warm_tools.get(node_id)
+        if self._keep_warm is None or tools is None:
+            return None
+        return self._keep_warm.ttl_s(tools)
 
     def _apply_on_error(self, node: Node, record: _NodeRecord, exc: Exception) -> None:
         record.error = _describe(exc)

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from taskloom.backends.factory import BackendName
 from taskloom.backends.sim import SimEngineConfig, StepCostModel
 from taskloom.bench.calibrate import Calibration, save_calibration
+from taskloom.bench.cli import _workload_options
+from taskloom.bench.workloads import WorkloadOptions, build_workload
 from taskloom.cli import app
 
 runner = CliRunner()
@@ -89,3 +92,41 @@ def test_bench_help_lists_the_workloads_and_commands() -> None:
     code, output = bench("--help")
     assert code == 0
     assert "tree-search" in output and "calibrate" in output
+
+
+def test_coding_agent_runs_with_its_own_context_limit(tmp_path: Path) -> None:
+    code, output = bench("coding-agent", *SMALL, "--agent-context-tokens", "12000",
+                         "-o", str(tmp_path))
+    assert code == 0, output
+    (row,) = json.loads((tmp_path / "results.json").read_text())
+    options = WorkloadOptions(max_output_tokens=16, agent_context_tokens=12000)
+    assert row["workload"] == "coding-agent" and row["failed_programs"] == 0
+    assert row["llm_calls"] == build_workload("coding-agent", 2, 0, options).llm_calls
+
+
+def test_the_defaults_keep_8k_for_short_workloads_and_128k_for_sessions() -> None:
+    options = _workload_options(BackendName.SIM, None, None, None)
+    assert options == WorkloadOptions()
+    assert (options.max_context_tokens, options.agent_context_tokens) == (8192, 131072)
+    embedded = _workload_options(BackendName.VLLM, None, None, None)
+    assert embedded.agent_context_tokens == embedded.max_context_tokens == 1536
+
+
+def test_a_session_context_too_small_for_one_turn_exits_2(tmp_path: Path) -> None:
+    code, output = bench("coding-agent", *SMALL, "--agent-context-tokens", "1000",
+                         "-o", str(tmp_path))
+    assert code == 2
+    assert "agent_context_tokens=1000" in " ".join(output.split())
+
+
+def test_mixed_coding_agent_adds_sessions_to_mixed(tmp_path: Path) -> None:
+    args = ("mixed", "--programs", "4", "--max-output-tokens", "8", "--no-progress",
+            "--agent-context-tokens", "6000")
+    code, output = bench(*args, "--mixed-coding-agent", "-o", str(tmp_path / "with"))
+    assert code == 0, output
+    (row,) = json.loads((tmp_path / "with" / "results.json").read_text())
+    with_sessions = WorkloadOptions(max_output_tokens=8, agent_context_tokens=6000,
+                                    mixed_coding_agent=True)
+    workload = build_workload("mixed", 4, 0, with_sessions)
+    assert "coding-agent" in {p.kind for p in workload.programs}
+    assert row["llm_calls"] == workload.llm_calls

@@ -8,6 +8,7 @@ import pytest
 
 from taskloom.backends.base import Backend
 from taskloom.backends.sim import SimEngineConfig, StepCostModel
+from taskloom.bench.metrics import ProgramOutcome
 from taskloom.bench.runner import (
     FIRST_AND_LAST,
     BenchConfig,
@@ -31,7 +32,7 @@ from taskloom.orchestrator.scheduler import (
     SchedulerStats,
 )
 from taskloom.orchestrator.scheduler.registry import UnknownPolicy
-from taskloom.program.models import LLMNode, Program
+from taskloom.program.models import LLMNode, Program, ToolNode
 
 REQUIRED_FIELDS = {
     "workload", "policy", "rate", "programs", "mean_latency_s", "p50_latency_s",
@@ -101,6 +102,32 @@ def test_programs_that_overload_the_engine_queue_up() -> None:
     # Same work, arriving 8x faster: later programs wait behind earlier ones.
     slow, fast = run_benchmark(small_config(("fcfs",), rates=(0.05, 50.0)))
     assert fast.mean_latency_s > slow.mean_latency_s  # type: ignore[operator]
+
+
+def test_coding_agent_sessions_run_end_to_end_on_virtual_time() -> None:
+    # Three long sessions (tens of turns, contexts of tens of thousands of tokens) through
+    # the runner on the default simulated H100, under a program-aware policy.
+    config = BenchConfig(workload="coding-agent", policies=("plas",), rates=(0.05,),
+                         programs=3, seed=1)
+    workload = build_workload("coding-agent", 3, 1, config.options)
+    tool_time = [
+        sum(float(node.args["latency_s"]) for node in p.program.nodes.values()
+            if isinstance(node, ToolNode))
+        for p in workload.programs
+    ]
+    outcomes: list[ProgramOutcome] = []
+    rows = run_benchmark(config, on_program_done=outcomes.append)
+    for row in rows:
+        assert row.workload == "coding-agent" and row.failed_programs == 0
+        assert row.llm_calls == workload.llm_calls
+        # Every call re-sends the session so far: nearly all of its prompt is cached.
+        assert row.cached_prompt_tokens > 0.9 * row.prompt_tokens
+        assert row.prompt_tokens > 10_000 * row.llm_calls
+    assert len(outcomes) == 3
+    for outcome in outcomes:
+        # A session waits for each of its tools in turn, and for its calls besides.
+        assert outcome.latency_s > tool_time[outcome.index]
+        assert outcome.llm_calls == workload.programs[outcome.index].llm_calls
 
 
 @pytest.mark.parametrize(

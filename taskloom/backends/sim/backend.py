@@ -80,6 +80,8 @@ class _Call:
     priority: int
     finish_reason: str
     stream: MemoryObjectSendStream[_Item]
+    program_id: str = ""
+    keep_warm_s: float | None = None
     sim_request: SimRequest | None = None
     published_tokens: int = 0
 
@@ -97,6 +99,8 @@ class SimBackend(ManagedBackend):
     when the interval allows; it never changes a number, only the wall time. `speed`
     (default 1) runs the engine that many times faster than the clock it runs on: a
     step of s modelled seconds takes s / speed of them (`taskloom serve --sim-speed`).
+    A request's `keep_warm_s` hint is honoured: its KV stays pinned for that long after
+    it finishes (see `warm_pins`); real engines have no such API and ignore it.
     """
 
     name = "sim"
@@ -182,7 +186,8 @@ class SimBackend(ManagedBackend):
         send, receive = anyio.create_memory_object_stream[_Item](max_buffer_size=math.inf)
         order = (self._now(), request.program_id, request.thread_id, request.call_id)
         reason = "length" if output_tokens >= request.sampling.max_tokens else "stop"
-        call = _Call(order, tokens, output_tokens, request.priority, reason, send)
+        call = _Call(order, tokens, output_tokens, request.priority, reason, send,
+                     request.program_id, request.keep_warm_s)
         self._arrivals.append(call)
         self._work_arrived.set()
         return call, receive
@@ -232,7 +237,7 @@ class SimBackend(ManagedBackend):
         if len(seconds) > 1:
             await self._fast_forward(seconds, ends)
             return
-        plan = self._engine.schedule()
+        plan = self._engine.schedule(self._now())
         if plan.is_empty:
             return  # only after a request preempted itself; the next schedule progresses
         await anyio.sleep(plan.seconds / self.speed)
@@ -241,7 +246,7 @@ class SimBackend(ManagedBackend):
 
     def _complete(self, plan: StepPlan) -> None:
         interval = self.stream_interval
-        for sim_request in self._engine.complete(plan):
+        for sim_request in self._engine.complete(plan, self._now()):
             call = self._in_engine.get(sim_request.request_id)
             if call is None:
                 continue
@@ -297,7 +302,9 @@ class SimBackend(ManagedBackend):
             # the last end; the last step still goes the normal way, for its chunks.)
             in_flight = min(bisect.bisect_left(ends, self._now()), len(ends) - 1)
             self._engine.complete_decode_steps(seconds[:in_flight])
-            plan = self._engine.schedule()
+            # (Scheduled at the wake-up, inside the step in flight: the time only tells
+            # expired pins apart when KV is short, which a decode run rules out.)
+            plan = self._engine.schedule(self._now())
         finally:
             self._deferred_aborts = None
         if plan.seconds != seconds[in_flight]:
@@ -329,7 +336,9 @@ class SimBackend(ManagedBackend):
     def _admit_arrivals(self) -> None:
         arrivals, self._arrivals = self._arrivals, []
         for call in sorted(arrivals, key=lambda c: c.arrival_order):
-            call.sim_request = self._engine.submit(call.tokens, call.output_tokens, call.priority)
+            call.sim_request = self._engine.submit(
+                call.tokens, call.output_tokens, call.priority,
+                program_id=call.program_id, keep_warm_s=call.keep_warm_s)
             self._in_engine[call.sim_request.request_id] = call
 
     def _publish(self, call: _Call) -> None:

@@ -7,6 +7,10 @@ preempted does it admit waiting requests, in queue order, while the budget, the
 `max_num_seqs` limit and the KV cache allow; the first that does not fit stops admission.
 This is the shape of vLLM's V1 scheduler. Nothing here sleeps: `schedule()` says what a
 step computes and how long it takes, `complete()` applies it.
+
+A request with a keep-warm hint keeps its KV pinned after it finishes (`warm_pins`);
+when blocks run short, pins are released before anything is preempted. The engine
+needs the time only for that, so `schedule` and `complete` take the current time.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from taskloom.backends.sim.kv_cache import KVBlock, KVCache
 from taskloom.backends.sim.request import RequestStatus, SimRequest
 from taskloom.backends.sim.stats import SimStats, StatsTally
 from taskloom.backends.sim.waiting import make_waiting_queue
+from taskloom.backends.sim.warm_pins import WarmPins
 from taskloom.errors import BackendError
 
 
@@ -86,6 +91,8 @@ class SimEngine:
         self.running: list[SimRequest] = []
         self._tally = StatsTally()
         self._ids = itertools.count()
+        self.pins = WarmPins(self.kv, self._tally)
+        self._now_s = 0.0
 
     @property
     def has_work(self) -> bool:
@@ -94,11 +101,21 @@ class SimEngine:
     def stats(self) -> SimStats:
         return self._tally.snapshot()
 
-    def submit(self, tokens: list[int], output_tokens: int, priority: int = 0) -> SimRequest:
-        """Queue a request that will generate exactly `output_tokens` tokens."""
+    def submit(
+        self,
+        tokens: list[int],
+        output_tokens: int,
+        priority: int = 0,
+        *,
+        program_id: str = "",
+        keep_warm_s: float | None = None,
+    ) -> SimRequest:
+        """Queue a request that will generate exactly `output_tokens` tokens; with
+        `keep_warm_s` and a `program_id`, its KV stays pinned that long once it ends."""
         request_id = next(self._ids)
         self.check_fits(len(tokens), output_tokens)
-        request = SimRequest(request_id, request_id, priority, list(tokens), output_tokens)
+        request = SimRequest(request_id, request_id, priority, list(tokens), output_tokens,
+                             program_id=program_id, keep_warm_s=keep_warm_s)
         self.waiting.add(request)
         return request
 
@@ -113,7 +130,9 @@ class SimEngine:
         request.status = RequestStatus.ABORTED
         self._tally.aborted_requests += 1
 
-    def schedule(self) -> StepPlan:
+    def schedule(self, now_s: float = 0.0) -> StepPlan:
+        """The next step, at time `now_s` (read only to tell expired pins)."""
+        self._now_s = now_s
         draft = _StepDraft(budget=self.config.max_num_batched_tokens)
         self._schedule_running(draft)
         if not draft.preempted:
@@ -121,8 +140,10 @@ class SimEngine:
         batch = draft.batch()
         return StepPlan(tuple(draft.work), batch, self.cost.step_time(batch))
 
-    def complete(self, plan: StepPlan) -> list[SimRequest]:
-        """Apply a step that has run; return the requests that got a new token."""
+    def complete(self, plan: StepPlan, now_s: float = 0.0) -> list[SimRequest]:
+        """Apply a step that has run, ending at `now_s` (the start of the time-to-live of
+        pins it makes); return the requests that got a new token."""
+        self._now_s = now_s
         self._tally.steps += 1
         self._tally.busy_s += plan.seconds
         self._tally.prefill_tokens += plan.batch.prefill_tokens
@@ -179,6 +200,8 @@ class SimEngine:
         if needed <= 0:
             return True  # most decode steps: the last block still has room
         while not self.kv.can_allocate(needed):
+            if self.pins.release_one(self._now_s):
+                continue
             victim = self._pick_victim()
             self._preempt(victim, draft)
             if victim is request:
@@ -214,10 +237,13 @@ class SimEngine:
         cached_tokens = len(hits) * self.config.block_size
         num_tokens = min(len(request.tokens) - cached_tokens, draft.budget)
         needed = self.kv.blocks_for(cached_tokens + num_tokens) - len(hits)
-        if not self.kv.can_allocate(needed, reusing=hits):
-            return False
+        while not self.kv.can_allocate(needed, reusing=hits):
+            if not self.pins.release_one(self._now_s, spare_program=request.program_id):
+                return False
         self.waiting.pop()
         self.kv.share(hits)
+        if request.program_id:
+            self.pins.take_over(request.program_id, hits)
         request.blocks = hits + self.kv.allocate(needed)
         self._start_running(request, cached_tokens)
         draft.add(request, num_tokens)
@@ -267,7 +293,13 @@ class SimEngine:
 
     def _finish(self, request: SimRequest) -> None:
         self.running.remove(request)
-        self._release(request)
+        if request.keep_warm_s is not None and request.program_id:
+            self.pins.pin(request.program_id, request.priority,
+                          self._now_s + request.keep_warm_s, request.blocks)
+            request.blocks = []
+            request.num_remembered_blocks = 0
+        else:
+            self._release(request)
         request.status = RequestStatus.FINISHED
         self._tally.finished_requests += 1
 

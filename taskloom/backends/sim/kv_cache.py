@@ -91,9 +91,16 @@ class KVCache:
             raise RuntimeError(f"KV cache has {len(self._free)} free blocks, asked for {count}")
         return [self._take_free() for _ in range(count)]
 
-    def release(self, blocks: Sequence[KVBlock]) -> None:
+    def release(self, blocks: Sequence[KVBlock], evict_first: bool = False) -> None:
         # Tail blocks are freed first so they are evicted first: a request's early
         # blocks are the ones other requests are likely to share.
+        if evict_first:  # to the front of the queue, the tail block foremost
+            for block in blocks:
+                block.ref_count -= 1
+                if block.ref_count == 0:
+                    self._free[block.block_id] = block
+                    self._free.move_to_end(block.block_id, last=False)
+            return
         for block in reversed(blocks):
             block.ref_count -= 1
             if block.ref_count == 0:

@@ -28,7 +28,8 @@ class SimRequest:
 
     `tokens` is the prompt followed by everything generated so far. After a preemption
     `num_computed_tokens` drops to 0, so the generated tokens are recomputed as if they
-    were prompt.
+    were prompt. `keep_warm_s`, with a `program_id`, asks the engine to keep the
+    request's KV for that long after it finishes (see `warm_pins`).
     """
 
     request_id: int
@@ -44,6 +45,8 @@ class SimRequest:
     cached_prompt_tokens: int | None = None
     num_preemptions: int = 0
     status: RequestStatus = RequestStatus.WAITING
+    program_id: str = ""
+    keep_warm_s: float | None = None
     _block_hashes: list[BlockHash] = field(default_factory=list)
 
     def __post_init__(self) -> None:

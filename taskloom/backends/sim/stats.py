@@ -11,6 +11,11 @@ class SimStats:
 
     `prefill_tokens` counts every prompt token computed, recomputation after a preemption
     included; `cached_prompt_tokens` counts the ones the prefix cache saved.
+
+    The `warm_` counters are of KV kept warm across tool calls (`warm_pins`): pins kept,
+    taken over by the program's next call, released early under KV pressure, released
+    under pressure after their time-to-live, and the prompt tokens of the next calls'
+    prefix hits that pinned blocks held. All stay 0 unless requests carry the hint.
     """
 
     steps: int = 0
@@ -22,6 +27,11 @@ class SimStats:
     finished_requests: int = 0
     aborted_requests: int = 0
     peak_running: int = 0
+    warm_pins_kept: int = 0
+    warm_pins_taken_over: int = 0
+    warm_pins_released_early: int = 0
+    warm_pins_expired: int = 0
+    warm_hit_tokens: int = 0
 
     def busy_fraction(self, elapsed_s: float) -> float:
         """Share of `elapsed_s` the engine spent computing steps."""
@@ -41,6 +51,11 @@ class StatsTally:
     finished_requests: int = 0
     aborted_requests: int = 0
     peak_running: int = 0
+    warm_pins_kept: int = 0
+    warm_pins_taken_over: int = 0
+    warm_pins_released_early: int = 0
+    warm_pins_expired: int = 0
+    warm_hit_tokens: int = 0
 
     def snapshot(self) -> SimStats:
         return SimStats(
@@ -53,4 +68,9 @@ class StatsTally:
             finished_requests=self.finished_requests,
             aborted_requests=self.aborted_requests,
             peak_running=self.peak_running,
+            warm_pins_kept=self.warm_pins_kept,
+            warm_pins_taken_over=self.warm_pins_taken_over,
+            warm_pins_released_early=self.warm_pins_released_early,
+            warm_pins_expired=self.warm_pins_expired,
+            warm_hit_tokens=self.warm_hit_tokens,
         )

@@ -20,7 +20,7 @@ from taskloom.bench.runner import (
     run_on_virtual_time,
     run_point,
 )
-from taskloom.bench.workloads import Workload, build_workload
+from taskloom.bench.workloads import Workload, WorkloadOptions, build_workload
 from taskloom.orchestrator.scheduler import POLICY_REGISTRY, ProgramAwareScheduler
 
 ENGINES: dict[str, SimEngineConfig] = {
@@ -52,6 +52,19 @@ class PointSpec:
     seed: int = 0
     group: str = "policies"
     engine: str = "h100"
+    mixed_coding_agent: bool = False
+
+    @property
+    def options(self) -> WorkloadOptions:
+        return WorkloadOptions(mixed_coding_agent=self.mixed_coding_agent)
+
+    @property
+    def workload_label(self) -> str:
+        """The workload's name in records and reports: mixed with coding-agent sessions
+        is a workload of its own, never averaged with plain mixed."""
+        if self.mixed_coding_agent and self.workload == "mixed":
+            return "mixed+coding-agent"
+        return self.workload
 
 
 class RecordingSimEngines(SimEngines):
@@ -66,20 +79,21 @@ class RecordingSimEngines(SimEngines):
         return super().report(engines)
 
 
-_WORKLOADS: dict[tuple[str, int, int], Workload] = {}
+_WORKLOADS: dict[tuple[str, int, int, WorkloadOptions], Workload] = {}
 
 
 def run_one(spec: PointSpec) -> dict[str, Any]:
     """Run one point in this process; return a JSON-ready record."""
-    cache_key = (spec.workload, spec.programs, spec.seed)
+    cache_key = (spec.workload, spec.programs, spec.seed, spec.options)
     if cache_key not in _WORKLOADS:
-        _WORKLOADS[cache_key] = build_workload(spec.workload, spec.programs, spec.seed)
+        _WORKLOADS[cache_key] = build_workload(spec.workload, spec.programs, spec.seed,
+                                               spec.options)
     workload = _WORKLOADS[cache_key]
     setup = SimSetup(engine=replace(ENGINES[spec.engine], policy=spec.variant.engine_policy),
                      stream_interval=STREAM_INTERVAL)
     config = BenchConfig(workload=spec.workload, policies=(spec.variant.key,),
                          rates=(spec.rate,), programs=spec.programs, seed=spec.seed, sim=setup,
-                         engines=spec.engines)
+                         engines=spec.engines, options=spec.options)
     outcomes: list[ProgramOutcome] = []
     started = time.monotonic()
     engines = RecordingSimEngines(setup, spec.engines)
@@ -94,7 +108,7 @@ def run_one(spec: PointSpec) -> dict[str, Any]:
         "engine": spec.engine,
         "label": spec.variant.label,
         "variant": asdict(spec.variant),
-        "row": row.to_json(),
+        "row": {**row.to_json(), "workload": spec.workload_label},
         "scheduler": {
             "preemptions": stats.preemptions,
             "demotions": stats.demotions,

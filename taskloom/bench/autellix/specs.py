@@ -15,12 +15,14 @@ POLICIES = ("fcfs", "mlfq", "plas", "atlas", "sjf-oracle")
 # The rates are spaced finely around each workload's knee on the simulated H100 (found
 # with small runs first); the programs per point are as many as the shared 2-core
 # machine allowed, so the first and last 10% (see WARMUP_FRACTION) can be left out.
-DEFAULT_PROGRAMS = {"chat": 200, "tool-use": 300, "tree-search": 40, "mixed": 300}
+DEFAULT_PROGRAMS = {"chat": 200, "tool-use": 300, "tree-search": 40, "mixed": 300,
+                    "coding-agent": 40}
 DEFAULT_RATES = {
     "chat": (1.0, 2.5, 4.0, 5.5),
     "tool-use": (4.0, 8.0, 12.0, 16.0),
     "tree-search": (0.2, 0.4, 0.6, 0.8),
     "mixed": (1.0, 1.5, 2.0, 2.25, 2.5, 3.0),
+    "coding-agent": (0.01, 0.02, 0.03, 0.04),
 }
 
 
@@ -33,7 +35,8 @@ def policy_specs(args: argparse.Namespace) -> list[PointSpec]:
         for rate in rates:
             for name in args.policies:
                 specs.append(PointSpec(workload, programs, rate, standard_variant(name),
-                                       seed=args.seed, engine=args.engine))
+                                       seed=args.seed, engine=args.engine,
+                                       mixed_coding_agent=args.mixed_coding_agent))
     return specs
 
 
@@ -48,7 +51,8 @@ def balance_specs(args: argparse.Namespace) -> list[PointSpec]:
             for name in args.policies:
                 specs.append(PointSpec(workload, programs, rate, standard_variant(name),
                                        engines=args.engines, seed=args.seed, group="balance",
-                                       engine=args.engine))
+                                       engine=args.engine,
+                                       mixed_coding_agent=args.mixed_coding_agent))
     return specs
 
 
@@ -64,14 +68,15 @@ SWEEP_FACTORS = ("caps", "levels", "beta")
 
 
 def sweep_specs(args: argparse.Namespace) -> list[PointSpec]:
-    """One factor at a time (the in-flight cap; levels and boundaries; beta) for the last
-    policy given, next to the vLLM default. Levels and beta are swept at `--cap`."""
+    """One factor at a time (the in-flight cap, over `--caps`; levels and boundaries;
+    beta) for the last policy given, next to the vLLM default. Levels and beta are swept
+    at `--cap`."""
     workload = args.workloads[0]
     programs = args.programs or DEFAULT_PROGRAMS[workload]
     policy, cap = args.policies[-1], args.cap
     variants = [vllm_default()]
     if "caps" in args.factors:
-        variants += [Variant(f"{policy} cap={c}", policy, max_in_flight=c) for c in SWEEP_CAPS]
+        variants += [Variant(f"{policy} cap={c}", policy, max_in_flight=c) for c in args.caps]
     if "levels" in args.factors:
         variants += [
             Variant(f"{policy} cap={cap} K={len(b) + 1} {'/'.join(f'{x:g}' for x in b)}s",
@@ -86,7 +91,7 @@ def sweep_specs(args: argparse.Namespace) -> list[PointSpec]:
     unique = list({v.setting: v for v in reversed(variants)}.values())[::-1]
     return [
         PointSpec(workload, programs, rate, variant, group="sweep", seed=args.seed,
-                  engine=args.engine)
+                  engine=args.engine, mixed_coding_agent=args.mixed_coding_agent)
         for rate in args.rates or (DEFAULT_RATES[workload][-1],)
         for variant in unique
     ]

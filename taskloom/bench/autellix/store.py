@@ -31,7 +31,7 @@ def run_all(specs: Sequence[PointSpec], jobs: int, out: Path) -> list[dict[str, 
 
 
 def spec_id(spec: PointSpec) -> str:
-    return f"{spec.group}|{spec.workload}|{spec.programs}|{spec.rate}|{spec.engines}|" \
+    return f"{spec.group}|{spec.workload_label}|{spec.programs}|{spec.rate}|{spec.engines}|" \
            f"{spec.seed}|{spec.variant.key}|{spec.engine}"
 
 

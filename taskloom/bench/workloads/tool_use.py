@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from taskloom.bench.workloads.base import (
     text_inputs,
 )
 from taskloom.bench.workloads.data import bfcl_function_docs, bfcl_rows
+from taskloom.bench.workloads.draws import LogNormal
 from taskloom.bench.workloads.sim_tools import workload_tools
 from taskloom.program.models import ChatMessage, LLMNode, Program, ToolNode
 
@@ -54,22 +54,10 @@ _SYSTEM_PREAMBLE = (
 _HEADER_TOKENS = 1
 
 
-@dataclass(frozen=True)
-class _LogNormal:
-    median: float
-    sigma: float
-    low: float
-    high: float
-
-    def draw(self, rng: random.Random, scale: float = 1.0) -> float:
-        value = rng.lognormvariate(math.log(self.median * scale), self.sigma)
-        return min(max(value, self.low * scale), self.high * scale)
-
-
 # Assumptions, not data: API calls of a few hundred ms with a long tail, results of a
 # few dozen tokens; final answers of 16-64 tokens.
-_LATENCY = _LogNormal(median=0.4, sigma=0.9, low=0.02, high=10.0)
-_RESULT = _LogNormal(median=40, sigma=0.8, low=4, high=400)
+_LATENCY = LogNormal(median=0.4, sigma=0.9, low=0.02, high=10.0)
+_RESULT = LogNormal(median=40, sigma=0.8, low=4, high=400)
 _LONG_CONTEXT_RESULT_SCALE = 10.0
 _ANSWER_TOKENS = (16, 64)
 

@@ -119,6 +119,8 @@ class NodeEnvironment:
     clock: Callable[[], float] = field(default=lambda: 0.0)
     # Test `tracer.enabled` before using it: with tracing off, nothing is traced.
     tracer: Tracer = NO_TRACER
+    # The keep-warm hint for this node's LLM calls (see `orchestrator.keep_warm`).
+    keep_warm_s: float | None = None
 
 
 class NodeKind(ABC, Generic[NodeT]):

@@ -78,6 +78,7 @@ class LLMKind(NodeKind[LLMNode]):
                 program_id=env.run_id,
                 thread_id=f"{env.node_id}/s{index}",
                 parent_call_ids=env.parent_call_ids,
+                keep_warm_s=env.keep_warm_s,
             )
 
         if uses_certainty(node):  # self-consistency vote, early stopping, probing

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 
 from taskloom.bench.autellix.specs import balance_specs, policy_specs, sweep_specs
+from taskloom.bench.autellix.store import spec_id
 
 
 def args(**changes: object) -> argparse.Namespace:
     settings: dict[str, object] = {
         "workloads": ("mixed",), "policies": ("fcfs", "plas"), "rates": (1.0, 2.0),
         "programs": 10, "seed": 0, "engine": "h100", "engines": 4, "cap": 128,
-        "factors": ("beta",),
+        "factors": ("beta",), "mixed_coding_agent": False,
+        "caps": (64, 128),
     }
     settings.update(changes)
     return argparse.Namespace(**settings)
@@ -34,3 +36,16 @@ def test_a_sweep_names_each_setting_once() -> None:
     settings = [s.variant.setting for s in specs]
     assert len(settings) == len(set(settings))
     assert specs[0].variant.label == "fcfs"
+
+
+def test_mixed_with_coding_agent_sessions_is_labelled_apart() -> None:
+    plain, flagged = policy_specs(args()), policy_specs(args(mixed_coding_agent=True))
+    assert {s.workload_label for s in plain} == {"mixed"}
+    assert {s.workload_label for s in flagged} == {"mixed+coding-agent"}
+    assert all(s.options.mixed_coding_agent for s in flagged)
+    assert {spec_id(s) for s in plain}.isdisjoint(spec_id(s) for s in flagged)
+
+
+def test_a_cap_sweep_runs_the_caps_asked_for() -> None:
+    specs = sweep_specs(args(rates=(0.06,), factors=("caps",), caps=(6, 10)))
+    assert [s.variant.label for s in specs] == ["fcfs", "plas cap=6", "plas cap=10"]
