@@ -4,7 +4,9 @@
 least-loaded engine, since re-reading a short prompt costs little anywhere; a long call
 stays on the engine that holds its program's context, where the prefix cache already has
 most of its prompt. `RoundRobinBalancer` is the baseline a plain load balancer gives:
-engines in turn, blind to load and programs.
+engines in turn, blind to load and programs. `LeastLoadedBalancer` is the other plain
+baseline (least connections): every call to the engine with the fewest calls in flight
+for its cap, blind to programs.
 
 A balancer only ranks engines; the scheduler checks free slots and preempts.
 """
@@ -143,6 +145,20 @@ class RoundRobinBalancer:
         return None
 
 
+class LeastLoadedBalancer:
+    """Every call, short or long, to the least-loaded live engine: load-aware, blind to
+    where a program's context is cached. Nothing is remembered between decisions."""
+
+    def candidates(self, call: RouteRequest, engines: Sequence[EngineLoad]) -> list[int]:
+        return _by_load(engines)
+
+    def forget(self, call_id: str) -> None:
+        return None
+
+    def rewind(self, now_s: float) -> None:
+        return None
+
+
 @dataclass
 class EngineTally:
     """What one engine did for this scheduler, for reports."""
@@ -160,9 +176,14 @@ class EngineTally:
         return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
+BALANCER_NAMES = ("locality", "round-robin", "least-loaded")
+
+
 def balancer_named(name: str, short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS) -> Balancer:
     if name == "locality":
         return LocalityBalancer(short_prompt_tokens)
     if name == "round-robin":
         return RoundRobinBalancer()
-    raise ValueError(f"unknown balancer {name!r}; choose 'locality' or 'round-robin'")
+    if name == "least-loaded":
+        return LeastLoadedBalancer()
+    raise ValueError(f"unknown balancer {name!r}; choose from {', '.join(BALANCER_NAMES)}")

@@ -40,6 +40,7 @@ from taskloom.orchestrator.scheduler.balancer import (
     LocalityBalancer,
 )
 from taskloom.orchestrator.scheduler.call_reports import CallWatch
+from taskloom.orchestrator.scheduler.decision_timer import DecisionTimer
 from taskloom.orchestrator.scheduler.failover import Failover
 from taskloom.orchestrator.scheduler.policies import (
     Policy,
@@ -116,6 +117,8 @@ class ProgramAwareScheduler:
         self._failover = Failover(self._engines, self.table)
         self._preemptions = self._demotions = self._promotions = 0
         self.call_watch = CallWatch([backend.name for backend in backends])
+        # Set by a benchmark to time every decision pass (the router's own cost).
+        self.decision_timer: DecisionTimer | None = None
 
     # ----- the Scheduler seam -----
 
@@ -295,6 +298,14 @@ class ProgramAwareScheduler:
     # ----- the decision -----
 
     def _dispatch(self) -> None:
+        timer = self.decision_timer
+        if timer is None:
+            self._decide()
+            return
+        with timer:
+            self._decide()
+
+    def _decide(self) -> None:
         """Start, and preempt for, the best waiting calls until no engine can take more.
 
         Several events can happen at one instant (calls finishing in the same engine
