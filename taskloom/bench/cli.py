@@ -110,6 +110,11 @@ def run_command(
         typer.Option(help=f"Simulated engine regime: {', '.join(ENGINES)} (default "
                      "h100: vLLM's defaults for Llama 3 8B on one H100)."),
     ] = None,
+    target_latency: Annotated[
+        float | None,
+        typer.Option(help="Scale-out only: the target mean latency in seconds; default "
+                     "twice the light-load mean on the fewest engines (lowest --rate)."),
+    ] = None,
     stream_interval: Annotated[
         int | None,
         typer.Option(help="Tokens per streamed chunk on the sim; default: the coarsest "
@@ -144,7 +149,7 @@ def run_command(
         model, base_url, max_num_seqs, _sim_setup(cost, sim_engine, stream_interval),
     )
     if len(counts) > 1:
-        _scale_out(config, counts, output)
+        _scale_out(config, counts, output, target_latency)
         return
     rows = _run_or_exit(config, progress)
     results = write_results(rows, output)
@@ -237,7 +242,8 @@ def _sim_setup(cost: Path | None, sim_engine: str | None,
     return replace(setup, engine=calibration.engine, cost=calibration.cost)
 
 
-def _scale_out(config: BenchConfig, counts: tuple[int, ...], output: Path) -> None:
+def _scale_out(config: BenchConfig, counts: tuple[int, ...], output: Path,
+               target_latency: float | None) -> None:
     def report(point: ScalingPoint) -> None:
         row = point.row
         mean = point.steady_mean_latency_s
@@ -246,7 +252,8 @@ def _scale_out(config: BenchConfig, counts: tuple[int, ...], output: Path) -> No
                       f"{row.failed_programs} failed", markup=False)
 
     try:
-        result = run_scaling(config, counts, on_point_done=report)
+        result = run_scaling(config, counts, on_point_done=report,
+                             target_latency_s=target_latency)
     except (BenchUsageError, UnknownPolicy, WorkloadError) as error:
         _usage_error(str(error))
     results = write_results([point.row for point in result.points], output)

@@ -11,7 +11,9 @@ state, the same drain).
   Autellix benchmark reads it (`autellix.points.steady_window`).
 - The target is that benchmark's rule (`TARGET_FACTOR` x a light-load mean), with the
   light load taken on the fewest engines: the policy's own mean at the lowest rate and
-  the smallest engine count. One target for every N of a policy.
+  the smallest engine count. One target for every N of a policy. A target given
+  (`--target-latency`, e.g. read off an earlier one-engine run) replaces it, so that
+  the rates run at every N can all be near the knee, with no light point.
 - Each N's rate at the target is interpolated linearly on its own curve
   (`rate_at_latency`); a rate that met the target at every measured rate is a lower
   bound, and says so.
@@ -50,6 +52,8 @@ from taskloom.orchestrator.scheduler.program_aware import ProgramAwareScheduler
 TARGET_RULE = (f"target mean latency = {TARGET_FACTOR:g} x the policy's steady-window mean at "
                "the lowest per-engine rate on the fewest engines (light load); each engine "
                "count's rate at the target is interpolated on its own curve")
+GIVEN_TARGET_RULE = ("target mean latency given (--target-latency); each engine count's rate "
+                     "at the target is interpolated on its own curve")
 
 
 def engine_counts(text: str) -> tuple[int, ...]:
@@ -126,13 +130,17 @@ def run_scaling(
     counts: Sequence[int],
     on_program_done: ProgramDone | None = None,
     on_point_done: PointDone | None = None,
+    target_latency_s: float | None = None,
 ) -> ScalingResult:
     """Every (policy, count, rate) point of `config` on the simulator, where
-    `config.rates` and `config.programs` are per engine; one row per (policy, count)."""
+    `config.rates` and `config.programs` are per engine; one row per (policy, count).
+    The target is `target_latency_s` if given, else `TARGET_RULE`'s."""
     if config.backend != BackendName.SIM:
         raise BenchUsageError("several --engines counts run on --backend sim only")
     if not counts:
         raise BenchUsageError("give at least one engine count")
+    if target_latency_s is not None and not target_latency_s > 0:
+        raise BenchUsageError(f"a target latency must be > 0 s, got {target_latency_s:g}")
     validate_config(replace(config, engines=max(counts)))
     workloads: dict[int, Workload] = {}
     points: list[ScalingPoint] = []
@@ -150,8 +158,9 @@ def run_scaling(
                 points.append(point)
                 if on_point_done is not None:
                     on_point_done(point)
-        rows.extend(scaling_rows(policy, mine))
-    return ScalingResult(TARGET_RULE, tuple(rows), tuple(points))
+        rows.extend(scaling_rows(policy, mine, target_latency_s))
+    rule = TARGET_RULE if target_latency_s is None else GIVEN_TARGET_RULE
+    return ScalingResult(rule, tuple(rows), tuple(points))
 
 
 def _run_scaling_point(config: BenchConfig, workload: Workload, policy: str, count: int,
@@ -184,14 +193,13 @@ def _run_scaling_point(config: BenchConfig, workload: Workload, policy: str, cou
                         timer.passes, timer.cpu_ns, timer.wall_ns, hit_rate)
 
 
-def scaling_rows(policy: str, by_count: dict[int, list[ScalingPoint]]) -> list[ScalingRow]:
-    """One row per engine count: the rate at the policy's target and the efficiency
-    against the fewest engines."""
+def scaling_rows(policy: str, by_count: dict[int, list[ScalingPoint]],
+                 target_latency_s: float | None = None) -> list[ScalingRow]:
+    """One row per engine count: the rate at the policy's target (`target_latency_s`, or
+    `TARGET_RULE`'s) and the efficiency against the fewest engines."""
     fewest = min(by_count)
-    light = min(by_count[fewest], key=lambda p: p.rate_per_engine)
-    if light.steady_mean_latency_s is None:
-        raise BenchUsageError(f"{policy}: no program succeeded at the lightest point")
-    target = TARGET_FACTOR * light.steady_mean_latency_s
+    target = target_latency_s if target_latency_s is not None else _light_load_target(
+        policy, by_count[fewest])
     found: dict[int, tuple[float, bool]] = {}
     for count, points in by_count.items():
         curve = [(p.row.rate, p.steady_mean_latency_s) for p in points
@@ -221,6 +229,13 @@ def scaling_rows(policy: str, by_count: dict[int, list[ScalingPoint]]) -> list[S
             prefix_cache_hit_rate=sum(hits) / len(hits) if hits else None,
         ))
     return rows
+
+
+def _light_load_target(policy: str, fewest: Sequence[ScalingPoint]) -> float:
+    light = min(fewest, key=lambda p: p.rate_per_engine)
+    if light.steady_mean_latency_s is None:
+        raise BenchUsageError(f"{policy}: no program succeeded at the lightest point")
+    return TARGET_FACTOR * light.steady_mean_latency_s
 
 
 def efficiency_text(row: ScalingRow) -> str:

@@ -1,8 +1,8 @@
 """The built-in scheduling policies, registered by name in `POLICY_REGISTRY`.
 
 The names come from the policies' own records (`policies.BUILT_IN_POLICIES`), plus a
-"-rr" (round-robin) and a "-ll" (least-loaded) twin for each multi-level one; nothing
-else lists them.
+"-rr" (round-robin), a "-ll" (least-loaded) and a "-sticky" (sticky locality) twin for
+each multi-level one; nothing else lists them.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ __all__ = [
 # critical path only, so it lets those long programs ahead of chats.
 DEFAULT_POLICY = "plas"
 
-BALANCER_TWINS = {"-rr": "round-robin", "-ll": "least-loaded"}
+BALANCER_TWINS = {"-rr": "round-robin", "-ll": "least-loaded", "-sticky": "sticky-locality"}
 """Suffix of a policy's twin over a plain balancer -> that balancer's name."""
 
 
@@ -68,8 +68,10 @@ def _built_in() -> PolicyRegistry:
     # fcfs is what a plain engine behind a plain load balancer does: arrival order,
     # engines in turn, every call handed to the engine up to its capacity. The
     # program-aware policies keep at most DEFAULT_MAX_IN_FLIGHT calls per engine and use
-    # the locality balancer; the twins of the multi-level ones use a plain balancer
-    # ("-rr" round-robin, "-ll" least-loaded), the baselines locality is measured against.
+    # the locality balancer; the twins of the multi-level ones use another balancer:
+    # "-rr" round-robin and "-ll" least-loaded, the baselines locality is measured
+    # against, and "-sticky", locality that keeps short calls home too (not the default:
+    # it would change the figures measured with locality).
     registry = PolicyRegistry()
     for policy in BUILT_IN_POLICIES:
         if policy.name == "fcfs":
