@@ -7,6 +7,7 @@ data package), 4 engine error.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -38,7 +39,12 @@ from taskloom.bench.metrics import BenchRow, ProgramOutcome
 from taskloom.bench.report import plot_latency_vs_rate, print_results, write_results
 from taskloom.bench.runner import BenchConfig, BenchUsageError, SimSetup, run_benchmark
 from taskloom.bench.scaling import ScalingPoint, engine_counts, run_scaling
-from taskloom.bench.scaling_report import plot_scaling, print_scaling, write_scaling
+from taskloom.bench.scaling_report import (
+    SCALING_POINTS_FILE,
+    plot_scaling,
+    print_scaling,
+    write_scaling,
+)
 from taskloom.bench.workloads import WORKLOAD_NAMES, WorkloadError, WorkloadOptions
 from taskloom.cli_engine import DtypeOpt, engine_start
 from taskloom.errors import BackendError
@@ -144,9 +150,9 @@ def run_command(
     """Run WORKLOAD for every (policy, rate); write OUT/results.json and a plot."""
     counts = _engine_counts(engines)
     config = _config_or_exit(
-        workload, policy, rate, programs, backend, seed, counts[0], cost,
+        workload, policy, rate, programs, backend, seed, counts[0],
         _workload_options(backend, model, max_context_tokens, max_output_tokens),
-        model, base_url, max_num_seqs, _sim_setup(cost, sim_engine, stream_interval),
+        model, base_url, max_num_seqs, _sim_setup(backend, cost, sim_engine, stream_interval),
     )
     if len(counts) > 1:
         _scale_out(config, counts, output, target_latency)
@@ -174,11 +180,9 @@ def _workload_options(backend: BackendName, model: str | None, context: int | No
 
 def _config_or_exit(
     workload: str, policy: str, rate: str, programs: int, backend: BackendName, seed: int,
-    engines: int, cost: Path | None, options: WorkloadOptions, model: str | None,
-    base_url: str | None, max_num_seqs: int | None, sim: SimSetup,
+    engines: int, options: WorkloadOptions, model: str | None, base_url: str | None,
+    max_num_seqs: int | None, sim: SimSetup,
 ) -> BenchConfig:
-    if cost is not None and backend is not BackendName.SIM:
-        _usage_error("--cost calibrates the simulator; use it with --backend sim")
     engine_options: dict[str, Any] = {}
     if max_num_seqs is not None:
         engine_options["max_num_seqs"] = max_num_seqs
@@ -222,8 +226,10 @@ def _engine_counts(text: str) -> tuple[int, ...]:
         _usage_error(str(error))
 
 
-def _sim_setup(cost: Path | None, sim_engine: str | None,
+def _sim_setup(backend: BackendName, cost: Path | None, sim_engine: str | None,
                stream_interval: int | None) -> SimSetup:
+    if cost is not None and backend is not BackendName.SIM:
+        _usage_error("--cost calibrates the simulator; use it with --backend sim")
     if stream_interval is not None and stream_interval < 1:
         _usage_error(f"--stream-interval must be at least 1, got {stream_interval}")
     setup = SimSetup(stream_interval=stream_interval)
@@ -244,12 +250,20 @@ def _sim_setup(cost: Path | None, sim_engine: str | None,
 
 def _scale_out(config: BenchConfig, counts: tuple[int, ...], output: Path,
                target_latency: float | None) -> None:
+    partial = output / SCALING_POINTS_FILE
+    output.mkdir(parents=True, exist_ok=True)
+    partial.write_text("")
+
     def report(point: ScalingPoint) -> None:
-        row = point.row
-        mean = point.steady_mean_latency_s
+        # Kept as each point ends, so a long study that is stopped keeps what it measured.
+        with partial.open("a") as lines:
+            lines.write(json.dumps(point.to_json()) + "\n")
+        row, mean, router = point.row, point.steady_mean_latency_s, point.router_cpu_us_per_call
         console.print(f"{row.policy} x{row.engines} @ {row.rate:g}/s ({row.programs} "
                       f"programs): steady mean {'-' if mean is None else f'{mean:.1f}'} s, "
-                      f"{row.failed_programs} failed", markup=False)
+                      f"{row.failed_programs} failed, router "
+                      f"{'-' if router is None else f'{router:.1f}'} CPU µs/call",
+                      markup=False)
 
     try:
         result = run_scaling(config, counts, on_point_done=report,

@@ -86,6 +86,11 @@ class ScalingPoint:
     decision_wall_ns: int
     prefix_cache_hit_rate: float | None
 
+    @property
+    def router_cpu_us_per_call(self) -> float | None:
+        calls = self.row.llm_calls
+        return self.decision_cpu_ns / calls / 1000 if calls else None
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -12,6 +12,7 @@ from taskloom.bench.scaling import ScalingResult, efficiency_text
 
 SCALING_FILE = "scaling.json"
 SCALING_PLOT_FILE = "scaling.png"
+SCALING_POINTS_FILE = "scaling_points.jsonl"  # one point a line, written as each ends
 
 
 def write_scaling(result: ScalingResult, out_dir: Path) -> Path:
