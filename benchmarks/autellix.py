@@ -7,7 +7,7 @@ time, so a seed fixes the programs and the arrivals. Points run in parallel proc
 
     # policies side by side, one engine, four workloads, light to saturated rates
     .venv/bin/python benchmarks/autellix.py run --out results/autellix
-    # the load balancer: four engines, locality against round-robin
+    # the load balancer: four engines, locality against round-robin and least-loaded
     .venv/bin/python benchmarks/autellix.py balance --out results/autellix
     # pick levels, boundaries, beta and the in-flight cap
     .venv/bin/python benchmarks/autellix.py sweep --out results/autellix
@@ -89,7 +89,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     if args.out_dir is not None:
         args.out = args.out_dir
     if args.policies is None:
-        args.policies = {"run": POLICIES, "balance": ("fcfs", "plas-rr", "plas"),
+        args.policies = {"run": POLICIES, "balance": ("fcfs", "plas-rr", "plas-ll", "plas"),
                          "sweep": ("plas",), "report": POLICIES}[args.command]
     return args
 
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{pair} {r['ratio']:.2f}{'+' if r['lower_bound'] else ''}"
                 f"{'-' if r['upper_bound'] else ''}x"
                 for pair, r in target["ratios"].items() if pair.endswith(("/fcfs", "/mlfq"))
-                or "-rr" in pair
+                or "-rr" in pair or "-ll" in pair
             )
             print(f"{name:22} at {target['target_mean_latency_s']:.1f} s: {cells}")
     return 0

@@ -7,6 +7,8 @@ data package), 4 engine error.
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -24,6 +26,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from taskloom.backends.factory import BackendName, open_backend
+from taskloom.bench.autellix.points import ENGINES
 from taskloom.bench.calibrate import (
     Calibration,
     CalibrationError,
@@ -35,9 +38,17 @@ from taskloom.bench.calibrate import (
 from taskloom.bench.metrics import BenchRow, ProgramOutcome
 from taskloom.bench.report import plot_latency_vs_rate, print_results, write_results
 from taskloom.bench.runner import BenchConfig, BenchUsageError, SimSetup, run_benchmark
+from taskloom.bench.scaling import ScalingPoint, engine_counts, run_scaling
+from taskloom.bench.scaling_report import (
+    SCALING_POINTS_FILE,
+    plot_scaling,
+    print_scaling,
+    write_scaling,
+)
 from taskloom.bench.workloads import WORKLOAD_NAMES, WorkloadError, WorkloadOptions
 from taskloom.cli_engine import DtypeOpt, engine_start
 from taskloom.errors import BackendError
+from taskloom.naming import unknown_name_message
 from taskloom.orchestrator.scheduler.registry import UnknownPolicy
 
 USAGE_ERROR = 2
@@ -95,7 +106,29 @@ def run_command(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Folder for results.json and the plot.")
     ] = Path("results"),
-    engines: Annotated[int, typer.Option(help="Engines behind the scheduler.")] = 1,
+    engines: Annotated[
+        str,
+        typer.Option(help="Engines behind the scheduler. Several counts, comma-separated "
+                     "(e.g. 1,2,4,8), run a scale-out study on the sim: then --rate and "
+                     "--programs are per engine, and OUT/scaling.json has one row per "
+                     "count (the highest rate at the target latency, and the efficiency "
+                     "against linear)."),
+    ] = "1",
+    sim_engine: Annotated[
+        str | None,
+        typer.Option(help=f"Simulated engine regime: {', '.join(ENGINES)} (default "
+                     "h100: vLLM's defaults for Llama 3 8B on one H100)."),
+    ] = None,
+    target_latency: Annotated[
+        float | None,
+        typer.Option(help="Scale-out only: the target mean latency in seconds; default "
+                     "twice the light-load mean on the fewest engines (lowest --rate)."),
+    ] = None,
+    stream_interval: Annotated[
+        int | None,
+        typer.Option(help="Tokens per streamed chunk on the sim; default: the coarsest "
+                     "each policy allows with numbers unchanged."),
+    ] = None,
     cost: Annotated[
         Path | None,
         typer.Option(help="Calibration JSON from `taskloom bench calibrate` (sim only)."),
@@ -129,12 +162,16 @@ def run_command(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run WORKLOAD for every (policy, rate); write OUT/results.json and a plot."""
+    counts = _engine_counts(engines)
     config = _config_or_exit(
-        workload, policy, rate, programs, backend, seed, engines, cost,
+        workload, policy, rate, programs, backend, seed, counts[0],
         _workload_options(backend, model, max_context_tokens, max_output_tokens,
                           agent_context_tokens, mixed_coding_agent),
-        model, base_url, max_num_seqs,
+        model, base_url, max_num_seqs, _sim_setup(backend, cost, sim_engine, stream_interval),
     )
+    if len(counts) > 1:
+        _scale_out(config, counts, output, target_latency)
+        return
     rows = _run_or_exit(config, progress)
     results = write_results(rows, output)
     plot = plot_latency_vs_rate(rows, output)
@@ -163,11 +200,9 @@ def _workload_options(backend: BackendName, model: str | None, context: int | No
 
 def _config_or_exit(
     workload: str, policy: str, rate: str, programs: int, backend: BackendName, seed: int,
-    engines: int, cost: Path | None, options: WorkloadOptions, model: str | None,
-    base_url: str | None, max_num_seqs: int | None,
+    engines: int, options: WorkloadOptions, model: str | None, base_url: str | None,
+    max_num_seqs: int | None, sim: SimSetup,
 ) -> BenchConfig:
-    if cost is not None and backend is not BackendName.SIM:
-        _usage_error("--cost calibrates the simulator; use it with --backend sim")
     engine_options: dict[str, Any] = {}
     if max_num_seqs is not None:
         engine_options["max_num_seqs"] = max_num_seqs
@@ -180,7 +215,7 @@ def _config_or_exit(
         backend=backend,
         engines=engines,
         options=options,
-        sim=_sim_setup(cost),
+        sim=sim,
         model=model,
         base_url=base_url,
         engine_options=engine_options,
@@ -204,14 +239,62 @@ def _rates(text: str) -> tuple[float, ...]:
     return tuple(rates)
 
 
-def _sim_setup(cost: Path | None) -> SimSetup:
+def _engine_counts(text: str) -> tuple[int, ...]:
+    try:
+        return engine_counts(text)
+    except BenchUsageError as error:
+        _usage_error(str(error))
+
+
+def _sim_setup(backend: BackendName, cost: Path | None, sim_engine: str | None,
+               stream_interval: int | None) -> SimSetup:
+    if cost is not None and backend is not BackendName.SIM:
+        _usage_error("--cost calibrates the simulator; use it with --backend sim")
+    if stream_interval is not None and stream_interval < 1:
+        _usage_error(f"--stream-interval must be at least 1, got {stream_interval}")
+    setup = SimSetup(stream_interval=stream_interval)
+    if sim_engine is not None:
+        if cost is not None:
+            _usage_error("--cost brings its own engine; leave out --sim-engine")
+        if sim_engine not in ENGINES:
+            _usage_error(unknown_name_message("simulated engine", sim_engine, tuple(ENGINES)))
+        setup = replace(setup, engine=ENGINES[sim_engine])
     if cost is None:
-        return SimSetup()
+        return setup
     try:
         calibration = load_calibration(cost)
     except CalibrationError as error:
         _usage_error(str(error))
-    return SimSetup(engine=calibration.engine, cost=calibration.cost)
+    return replace(setup, engine=calibration.engine, cost=calibration.cost)
+
+
+def _scale_out(config: BenchConfig, counts: tuple[int, ...], output: Path,
+               target_latency: float | None) -> None:
+    partial = output / SCALING_POINTS_FILE
+    output.mkdir(parents=True, exist_ok=True)
+    partial.write_text("")
+
+    def report(point: ScalingPoint) -> None:
+        # Kept as each point ends, so a long study that is stopped keeps what it measured.
+        with partial.open("a") as lines:
+            lines.write(json.dumps(point.to_json()) + "\n")
+        row, mean, router = point.row, point.steady_mean_latency_s, point.router_cpu_us_per_call
+        console.print(f"{row.policy} x{row.engines} @ {row.rate:g}/s ({row.programs} "
+                      f"programs): steady mean {'-' if mean is None else f'{mean:.1f}'} s, "
+                      f"{row.failed_programs} failed, router "
+                      f"{'-' if router is None else f'{router:.1f}'} CPU µs/call",
+                      markup=False)
+
+    try:
+        result = run_scaling(config, counts, on_point_done=report,
+                             target_latency_s=target_latency)
+    except (BenchUsageError, UnknownPolicy, WorkloadError) as error:
+        _usage_error(str(error))
+    results = write_results([point.row for point in result.points], output)
+    scaling = write_scaling(result, output)
+    plot = plot_scaling(result, output)
+    print_scaling(result)
+    console.print(f"wrote {results}, {scaling} and {plot}")
 
 
 def _run_or_exit(config: BenchConfig, show_progress: bool) -> list[BenchRow]:

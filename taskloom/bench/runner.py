@@ -54,7 +54,7 @@ from taskloom.orchestrator.keep_warm import ToolDurations
 from taskloom.orchestrator.result import RunStatus
 from taskloom.orchestrator.scheduler.base import Scheduler
 from taskloom.orchestrator.scheduler.policies import POLICIES
-from taskloom.orchestrator.scheduler.registry import check_policy, make_scheduler
+from taskloom.orchestrator.scheduler.registry import check_policy, make_scheduler, split_twin
 from taskloom.program.template_limits import set_template_limits, template_limits
 from taskloom.runtime import Runtime
 
@@ -84,7 +84,7 @@ def stream_interval_for(policy: str) -> int:
       where the scheduler preempts often (README, "simulator fast path").
     - Any other registered policy: a chunk per token, since what it reads is unknown.
     """
-    built_in = POLICIES.get(policy.removesuffix("-rr"))
+    built_in = POLICIES.get(split_twin(policy)[0])
     if built_in is None or built_in.preemptive or built_in.demotes:
         return 1
     return FIRST_AND_LAST
@@ -252,11 +252,15 @@ async def run_point(
     rate: float,
     source: EngineSource,
     done: ProgramDone,
+    prepare: Callable[[Scheduler], None] | None = None,
 ) -> PointRun:
-    """One (policy, rate) point: arrivals from the seed, a fresh scheduler, one row."""
+    """One (policy, rate) point: arrivals from the seed, a fresh scheduler, one row.
+    `prepare` sees the scheduler before any program starts (e.g. to time it)."""
     arrivals = poisson_arrivals(rate, len(workload.programs), config.seed)
     async with source.open() as engines:
         scheduler = make_scheduler(policy, engines)
+        if prepare is not None:
+            prepare(scheduler)
         outcomes = await run_programs(workload, arrivals, scheduler, engines, source, done,
                                       keep_warm=config.keep_warm)
         report = source.report(engines)

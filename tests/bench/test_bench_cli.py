@@ -52,9 +52,41 @@ def test_a_calibration_file_sets_the_simulated_engine(tmp_path: Path) -> None:
     assert row["mean_latency_s"] >= row["generated_tokens"] / row["programs"] / 2
 
 
+def test_several_engine_counts_write_one_scaling_row_per_count(tmp_path: Path) -> None:
+    code, output = bench("chat", "--engines", "1,2", "--policy", "plas", "--rate", "0.5,4",
+                         *SMALL, "-o", str(tmp_path))
+    assert code == 0, output
+    scaling = json.loads((tmp_path / "scaling.json").read_text())
+    assert [(row["policy"], row["engines"]) for row in scaling["rows"]] == [
+        ("plas", 1), ("plas", 2)]
+    assert scaling["rows"][0]["efficiency"] == 1.0
+    assert all(row["router_cpu_us_per_call"] > 0 for row in scaling["rows"])
+    # Rates and programs are per engine: two engines run twice of each.
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [(row["engines"], row["rate"], row["programs"]) for row in rows] == [
+        (1, 0.5, 2), (1, 4.0, 2), (2, 1.0, 4), (2, 8.0, 4)]
+    points = (tmp_path / "scaling_points.jsonl").read_text().splitlines()
+    assert len(points) == 4
+    assert (tmp_path / "scaling.png").is_file()
+
+
+def test_one_engine_count_keeps_the_plain_run(tmp_path: Path) -> None:
+    code, output = bench("chat", "--engines", "2", *SMALL, "-o", str(tmp_path))
+    assert code == 0, output
+    (row,) = json.loads((tmp_path / "results.json").read_text())
+    assert (row["engines"], row["programs"]) == (2, 2)
+    assert not (tmp_path / "scaling.json").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["chat", "--engines", "1,x"], "--engines takes whole numbers"),
+        (["chat", "--engines", "0"], "--engines must be at least 1"),
+        (["chat", "--engines", "1,2", "--backend", "vllm"], "run on --backend sim only"),
+        (["chat", "--engines", "1,2", "--target-latency", "-1"], "must be > 0 s"),
+        (["chat", "--sim-engine", "h200"], "unknown simulated engine 'h200'"),
+        (["chat", "--stream-interval", "0"], "--stream-interval must be at least 1"),
         (["chats"], "unknown workload 'chats' (did you mean 'chat'?)"),
         (["chat", "--policy", "fcfs,fastest"], "unknown scheduling policy 'fastest'"),
         (["chat", "--rate", "0"], "an arrival rate must be > 0"),

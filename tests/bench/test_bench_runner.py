@@ -189,7 +189,8 @@ def test_the_default_fast_path_gives_fcfs_the_numbers_of_a_chunk_per_token() -> 
 
 def test_each_policy_streams_as_coarsely_as_it_allows() -> None:
     assert stream_interval_for("fcfs") == FIRST_AND_LAST
-    for preempting in ("sjf-oracle", "plas", "plas-rr", "atlas", "mlfq"):
+    for preempting in ("sjf-oracle", "plas", "plas-rr", "plas-ll", "plas-sticky", "atlas",
+                       "mlfq"):
         assert stream_interval_for(preempting) == 1
     assert stream_interval_for("someone-elses-policy") == 1
     assert SimSetup().for_policy("fcfs").stream_interval == FIRST_AND_LAST

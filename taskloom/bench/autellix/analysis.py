@@ -45,7 +45,7 @@ TARGET_FACTOR = 2.0
 TARGET_RULE = (f"target mean latency = {TARGET_FACTOR:g} x the fcfs steady-state mean at "
                "the lowest measured rate (light load); each policy's rate at that latency "
                "is interpolated on its own curve")
-BASELINES = ("fcfs", "mlfq", "plas-rr", "atlas-rr")
+BASELINES = ("fcfs", "mlfq", "plas-rr", "atlas-rr", "plas-ll", "atlas-ll")
 COMPARED = ("atlas", "plas", "sjf-oracle", "mlfq")
 
 

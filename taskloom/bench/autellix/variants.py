@@ -13,6 +13,7 @@ from taskloom.orchestrator.scheduler import ProgramAwareScheduler, SchedulerFact
 from taskloom.orchestrator.scheduler.balancer import balancer_named
 from taskloom.orchestrator.scheduler.program_aware import DEFAULT_MAX_IN_FLIGHT
 from taskloom.orchestrator.scheduler.queues import QueueConfig
+from taskloom.orchestrator.scheduler.registry import split_twin
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,9 @@ def vllm_default() -> Variant:
 def standard_variant(name: str) -> Variant:
     if name == "fcfs":
         return vllm_default()
-    if name.endswith("-rr"):
-        return Variant(name, name.removesuffix("-rr"), balancer="round-robin")
+    policy, balancer = split_twin(name)
+    if balancer is not None:
+        return Variant(name, policy, balancer=balancer)
     return Variant(name, name)
 
 

@@ -4,7 +4,9 @@
 least-loaded engine, since re-reading a short prompt costs little anywhere; a long call
 stays on the engine that holds its program's context, where the prefix cache already has
 most of its prompt. `RoundRobinBalancer` is the baseline a plain load balancer gives:
-engines in turn, blind to load and programs.
+engines in turn, blind to load and programs. `LeastLoadedBalancer` is the other plain
+baseline (least connections): every call to the engine with the fewest calls in flight
+for its cap, blind to programs.
 
 A balancer only ranks engines; the scheduler checks free slots and preempts.
 """
@@ -22,6 +24,9 @@ CHARS_PER_TOKEN = 4
 """A tokenizer-free estimate; English BPE averages about four characters per token."""
 
 DEFAULT_SHORT_PROMPT_TOKENS = 2048
+DEFAULT_STICKY_SLACK = 0.125
+"""How much busier (in calls in flight over the cap: 16 of 128) a program's engine may be
+than the least-loaded one and still get the program's next call."""
 
 
 def estimate_prompt_tokens(request: GenerateRequest) -> int:
@@ -144,6 +149,45 @@ class RoundRobinBalancer:
 
 
 @dataclass
+class StickyLocalityBalancer:
+    """Every call to its program's engine while that engine's load is within `slack` of
+    the least-loaded engine's; a program's first call, and any call whose engine is
+    busier than that or gone, to the least-loaded engine (which becomes its home once it
+    has computed the prompt there)."""
+
+    slack: float = DEFAULT_STICKY_SLACK
+
+    def candidates(self, call: RouteRequest, engines: Sequence[EngineLoad]) -> list[int]:
+        ranked = _by_load(engines)
+        home = call.context_engine
+        if not ranked or home is None or home >= len(engines) or not engines[home].alive:
+            return ranked
+        if engines[home].load <= engines[ranked[0]].load + self.slack:
+            return [home]
+        return ranked
+
+    def forget(self, call_id: str) -> None:
+        return None
+
+    def rewind(self, now_s: float) -> None:
+        return None
+
+
+class LeastLoadedBalancer:
+    """Every call, short or long, to the least-loaded live engine: load-aware, blind to
+    where a program's context is cached. Nothing is remembered between decisions."""
+
+    def candidates(self, call: RouteRequest, engines: Sequence[EngineLoad]) -> list[int]:
+        return _by_load(engines)
+
+    def forget(self, call_id: str) -> None:
+        return None
+
+    def rewind(self, now_s: float) -> None:
+        return None
+
+
+@dataclass
 class EngineTally:
     """What one engine did for this scheduler, for reports."""
 
@@ -160,9 +204,16 @@ class EngineTally:
         return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
+BALANCER_NAMES = ("locality", "round-robin", "least-loaded", "sticky-locality")
+
+
 def balancer_named(name: str, short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS) -> Balancer:
     if name == "locality":
         return LocalityBalancer(short_prompt_tokens)
     if name == "round-robin":
         return RoundRobinBalancer()
-    raise ValueError(f"unknown balancer {name!r}; choose 'locality' or 'round-robin'")
+    if name == "least-loaded":
+        return LeastLoadedBalancer()
+    if name == "sticky-locality":
+        return StickyLocalityBalancer()
+    raise ValueError(f"unknown balancer {name!r}; choose from {', '.join(BALANCER_NAMES)}")

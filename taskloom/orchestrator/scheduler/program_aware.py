@@ -40,6 +40,7 @@ from taskloom.orchestrator.scheduler.balancer import (
     LocalityBalancer,
 )
 from taskloom.orchestrator.scheduler.call_reports import CallWatch
+from taskloom.orchestrator.scheduler.decision_timer import DecisionTimer
 from taskloom.orchestrator.scheduler.failover import Failover
 from taskloom.orchestrator.scheduler.policies import (
     Policy,
@@ -113,9 +114,15 @@ class ProgramAwareScheduler:
         self._oracle = oracle
         self._clock = clock
         self._last_starvation_scan_s = -math.inf
+        # The calls started at `_started_at_s`, in the order of their last start: only
+        # they can be fresh, so a decision pass need not scan every engine's running calls.
+        self._started_at_s = -math.inf
+        self._started_now: dict[ScheduledCall, None] = {}
         self._failover = Failover(self._engines, self.table)
         self._preemptions = self._demotions = self._promotions = 0
         self.call_watch = CallWatch([backend.name for backend in backends])
+        # Set by a benchmark to time every decision pass (the router's own cost).
+        self.decision_timer: DecisionTimer | None = None
 
     # ----- the Scheduler seam -----
 
@@ -295,6 +302,14 @@ class ProgramAwareScheduler:
     # ----- the decision -----
 
     def _dispatch(self) -> None:
+        timer = self.decision_timer
+        if timer is None:
+            self._decide()
+            return
+        with timer:
+            self._decide()
+
+    def _decide(self) -> None:
         """Start, and preempt for, the best waiting calls until no engine can take more.
 
         Several events can happen at one instant (calls finishing in the same engine
@@ -317,18 +332,30 @@ class ProgramAwareScheduler:
                 call.attempt_scope.cancel()  # placed elsewhere, or waiting again
 
     def _take_back_fresh(self, now: float) -> dict[ScheduledCall, int]:
-        """Return to the queue the calls started at `now` that have produced nothing."""
+        """Return to the queue the calls started at `now` that have produced nothing,
+        engine by engine and, on each, in the order they were started (the order of
+        `engine.running`: a call restarted at `now` went back to its end)."""
+        if now != self._started_at_s:
+            return {}
+        last_start = {call: order for order, call in enumerate(self._started_now)}  # ordered
+        fresh_calls = sorted(
+            (call for call in last_start
+             if call.state is CallState.RUNNING and call.engine is not None
+             and call in self._engines[call.engine].running and call.is_fresh(now)),
+            key=lambda call: (call.engine, last_start[call]),
+        )
         fresh: dict[ScheduledCall, int] = {}
-        for engine in self._engines:
-            for call in [c for c in engine.running if c.is_fresh(now)]:
-                fresh[call] = call.epoch
-                call.taken_back_from = engine.index
-                del engine.running[call]
-                engine.tally.attempts -= 1
-                call.state, call.engine, call.attempt_started_s = CallState.QUEUED, None, None
-                call.queued_since_s = now  # its wait was banked when it started
-                call.turn = anyio.Event()
-                self._queue.push(call, call.position())
+        for call in fresh_calls:
+            assert call.engine is not None
+            engine = self._engines[call.engine]
+            fresh[call] = call.epoch
+            call.taken_back_from = engine.index
+            del engine.running[call]
+            engine.tally.attempts -= 1
+            call.state, call.engine, call.attempt_started_s = CallState.QUEUED, None, None
+            call.queued_since_s = now  # its wait was banked when it started
+            call.turn = anyio.Event()
+            self._queue.push(call, call.position())
         return fresh
 
     def _fill_engines(self, now: float) -> None:
@@ -392,6 +419,10 @@ class ProgramAwareScheduler:
             call.attempt_chunks = 0
         call.taken_back_from = None
         self._failover.started(call, engine.index)
+        if now != self._started_at_s:
+            self._started_at_s, self._started_now = now, {}
+        self._started_now.pop(call, None)  # a restart moves it to the end, as in `running`
+        self._started_now[call] = None
         call.run_on(engine.index, now)
         engine.running[call] = None
         engine.tally.attempts += 1

@@ -1,7 +1,8 @@
 """The built-in scheduling policies, registered by name in `POLICY_REGISTRY`.
 
 The names come from the policies' own records (`policies.BUILT_IN_POLICIES`), plus a
-"-rr" twin for each multi-level one; nothing else lists them.
+"-rr" (round-robin), a "-ll" (least-loaded) and a "-sticky" (sticky locality) twin for
+each multi-level one; nothing else lists them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from taskloom.orchestrator.scheduler.program_aware import (
 )
 
 __all__ = [
+    "BALANCER_TWINS",
     "DEFAULT_POLICY",
     "POLICY_REGISTRY",
     "SchedulerFactory",
@@ -31,12 +33,24 @@ __all__ = [
     "make_scheduler",
     "policy_names",
     "register_policy",
+    "split_twin",
 ]
 
 # PLAS, not ATLAS: on the simulated H100 it had the lower mean latency on the mixed and
 # tree-search workloads (benchmarks/autellix.py); ATLAS ranks a wide tree search by its
 # critical path only, so it lets those long programs ahead of chats.
 DEFAULT_POLICY = "plas"
+
+BALANCER_TWINS = {"-rr": "round-robin", "-ll": "least-loaded", "-sticky": "sticky-locality"}
+"""Suffix of a policy's twin over a plain balancer -> that balancer's name."""
+
+
+def split_twin(name: str) -> tuple[str, str | None]:
+    """("plas", "round-robin") for "plas-rr"; (name, None) for a name with no twin suffix."""
+    for suffix, balancer in BALANCER_TWINS.items():
+        if name.endswith(suffix):
+            return name.removesuffix(suffix), balancer
+    return name, None
 
 
 def _program_aware(
@@ -54,8 +68,10 @@ def _built_in() -> PolicyRegistry:
     # fcfs is what a plain engine behind a plain load balancer does: arrival order,
     # engines in turn, every call handed to the engine up to its capacity. The
     # program-aware policies keep at most DEFAULT_MAX_IN_FLIGHT calls per engine and use
-    # the locality balancer; the "-rr" twins of the multi-level ones use round-robin, the
-    # baseline the load balancer is measured against.
+    # the locality balancer; the twins of the multi-level ones use another balancer:
+    # "-rr" round-robin and "-ll" least-loaded, the baselines locality is measured
+    # against, and "-sticky", locality that keeps short calls home too (not the default:
+    # it would change the figures measured with locality).
     registry = PolicyRegistry()
     for policy in BUILT_IN_POLICIES:
         if policy.name == "fcfs":
@@ -63,7 +79,8 @@ def _built_in() -> PolicyRegistry:
             continue
         registry.register(policy.name, _program_aware(policy, "locality"))
         if policy.multi_level:
-            registry.register(f"{policy.name}-rr", _program_aware(policy, "round-robin"))
+            for suffix, balancer in BALANCER_TWINS.items():
+                registry.register(f"{policy.name}{suffix}", _program_aware(policy, balancer))
     return registry
 
 

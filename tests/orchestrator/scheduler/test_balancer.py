@@ -1,4 +1,5 @@
-"""Engine choice: locality for long calls, least load for short ones, round-robin."""
+"""Engine choice: locality for long calls, least load for short ones, round-robin,
+least-loaded, and sticky locality."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from taskloom.backends.base import GenerateRequest, Message
 from taskloom.orchestrator.scheduler.balancer import (
     EngineLoad,
     EngineTally,
+    LeastLoadedBalancer,
     LocalityBalancer,
     RoundRobinBalancer,
     RouteRequest,
+    StickyLocalityBalancer,
     balancer_named,
     estimate_prompt_tokens,
 )
@@ -66,6 +69,34 @@ def test_round_robin_rewind_undoes_the_pins_of_the_same_instant() -> None:
     assert balancer.candidates(route("late"), ENGINES) == [1]
 
 
+def test_least_loaded_sends_every_call_to_the_least_loaded_live_engine() -> None:
+    balancer = LeastLoadedBalancer()
+    # Long or short, with a home or not: load alone decides (ties by index).
+    assert balancer.candidates(route(tokens=100, home=0), ENGINES) == [1, 2, 0]
+    assert balancer.candidates(route(tokens=9000, home=0), ENGINES) == [1, 2, 0]
+    tied = [EngineLoad(0, 2, 4), EngineLoad(1, 1, 2), EngineLoad(2, 0, 4, alive=False)]
+    assert balancer.candidates(route(), tied) == [0, 1]  # 2/4 and 1/2: equal loads
+    # Load is calls in flight over the cap, not the count of calls.
+    assert balancer.candidates(route(), [EngineLoad(0, 3, 4), EngineLoad(1, 6, 16)]) == [1, 0]
+    assert balancer.candidates(route(), [EngineLoad(0, 0, 4, alive=False)]) == []
+
+
+def test_sticky_locality_keeps_short_calls_home_within_the_slack() -> None:
+    balancer = StickyLocalityBalancer(slack=0.25)
+    # Home (engine 2) holds 2/4, the least-loaded 1/4: within 0.25, so it stays home,
+    # short (where plain locality would move it) or long.
+    assert balancer.candidates(route(tokens=100, home=2), ENGINES) == [2]
+    assert LocalityBalancer().candidates(route(tokens=100, home=2), ENGINES) == [1, 2, 0]
+    assert balancer.candidates(route(tokens=9000, home=2), ENGINES) == [2]
+    # Home (engine 0) holds 3/4: busier by 0.5, so the call goes by load.
+    assert balancer.candidates(route(tokens=100, home=0), ENGINES) == [1, 2, 0]
+    assert balancer.candidates(route(tokens=9000, home=0), ENGINES) == [1, 2, 0]
+    # No home yet, or home gone: by load.
+    assert balancer.candidates(route(tokens=100), ENGINES) == [1, 2, 0]
+    gone = [ENGINES[0], ENGINES[1], EngineLoad(2, 2, 4, alive=False)]
+    assert balancer.candidates(route(tokens=100, home=2), gone) == [1, 0]
+
+
 def test_engine_tally_reports_the_prefix_cache_hit_rate() -> None:
     assert EngineTally().prefix_cache_hit_rate == 0.0
     assert EngineTally(prompt_tokens=400, cached_prompt_tokens=300).prefix_cache_hit_rate == 0.75
@@ -74,5 +105,7 @@ def test_engine_tally_reports_the_prefix_cache_hit_rate() -> None:
 def test_balancers_by_name() -> None:
     assert isinstance(balancer_named("locality", 100), LocalityBalancer)
     assert isinstance(balancer_named("round-robin"), RoundRobinBalancer)
-    with pytest.raises(ValueError):
+    assert isinstance(balancer_named("least-loaded"), LeastLoadedBalancer)
+    assert isinstance(balancer_named("sticky-locality"), StickyLocalityBalancer)
+    with pytest.raises(ValueError, match="least-loaded"):
         balancer_named("random")

@@ -27,15 +27,20 @@ from taskloom.orchestrator.scheduler import (
     make_scheduler,
     policy_names,
 )
-from taskloom.orchestrator.scheduler.balancer import LocalityBalancer, RoundRobinBalancer
+from taskloom.orchestrator.scheduler.balancer import (
+    LeastLoadedBalancer,
+    LocalityBalancer,
+    RoundRobinBalancer,
+    StickyLocalityBalancer,
+)
 from taskloom.orchestrator.scheduler.policies import Policy
+from taskloom.orchestrator.scheduler.registry import split_twin
 from taskloom.program.models import LLMNode, Program
 
 
 def test_every_policy_is_registered() -> None:
-    assert {"fcfs", "plas", "atlas", "mlfq", "sjf-oracle", "atlas-rr", "plas-rr"} <= set(
-        policy_names()
-    )
+    assert {"fcfs", "plas", "atlas", "mlfq", "sjf-oracle", "atlas-rr", "plas-rr", "plas-ll",
+            "atlas-ll", "plas-sticky"} <= set(policy_names())
     assert DEFAULT_POLICY == "plas"
 
 
@@ -45,6 +50,8 @@ def test_every_policy_is_registered() -> None:
         ("fcfs", "fcfs", RoundRobinBalancer),
         ("atlas", "atlas", LocalityBalancer),
         ("plas-rr", "plas", RoundRobinBalancer),
+        ("plas-ll", "plas", LeastLoadedBalancer),
+        ("atlas-sticky", "atlas", StickyLocalityBalancer),
         ("sjf-oracle", "sjf-oracle", LocalityBalancer),
     ],
 )
@@ -182,3 +189,12 @@ def test_the_default_policy_keeps_every_slot_of_a_small_engine() -> None:
     assert isinstance(default, ProgramAwareScheduler)
     assert isinstance(fcfs, ProgramAwareScheduler)
     assert default.engine_caps() == fcfs.engine_caps() == (16,)
+
+
+def test_twin_suffixes_name_the_policy_and_its_balancer() -> None:
+    assert split_twin("plas-rr") == ("plas", "round-robin")
+    assert split_twin("atlas-ll") == ("atlas", "least-loaded")
+    assert split_twin("mlfq-sticky") == ("mlfq", "sticky-locality")
+    assert split_twin("plas") == ("plas", None)
+    assert split_twin("fcfs-rr") == ("fcfs", "round-robin")  # a name, not a registration
+    assert "fcfs-rr" not in policy_names()
