@@ -22,7 +22,8 @@ DEFAULT_RATES = {
     "tool-use": (4.0, 8.0, 12.0, 16.0),
     "tree-search": (0.2, 0.4, 0.6, 0.8),
     "mixed": (1.0, 1.5, 2.0, 2.25, 2.5, 3.0),
-    # Sessions of minutes: light load, then fine steps up to the KV cliff near 0.06.
+    # Sessions of minutes: light load, then fine steps up to where 60-session runs fall
+    # off the KV cliff (longer runs thrash from 0.03/s on: README, coding-agent).
     "coding-agent": (0.01, 0.04, 0.05, 0.055, 0.0575, 0.06, 0.07),
 }
 
