@@ -16,13 +16,15 @@ POLICIES = ("fcfs", "mlfq", "plas", "atlas", "sjf-oracle")
 # with small runs first); the programs per point are as many as the shared 2-core
 # machine allowed, so the first and last 10% (see WARMUP_FRACTION) can be left out.
 DEFAULT_PROGRAMS = {"chat": 200, "tool-use": 300, "tree-search": 40, "mixed": 300,
-                    "coding-agent": 40}
+                    "coding-agent": 60}
 DEFAULT_RATES = {
     "chat": (1.0, 2.5, 4.0, 5.5),
     "tool-use": (4.0, 8.0, 12.0, 16.0),
     "tree-search": (0.2, 0.4, 0.6, 0.8),
     "mixed": (1.0, 1.5, 2.0, 2.25, 2.5, 3.0),
-    "coding-agent": (0.01, 0.02, 0.03, 0.04),
+    # Sessions of minutes: light load, then fine steps up to where 60-session runs fall
+    # off the KV cliff (longer runs thrash from 0.03/s on: README, coding-agent).
+    "coding-agent": (0.01, 0.04, 0.05, 0.055, 0.0575, 0.06, 0.07),
 }
 
 
