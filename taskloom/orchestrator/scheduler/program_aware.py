@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import aclosing
+from contextlib import aclosing, nullcontext
 from dataclasses import replace
 
 import anyio
@@ -35,18 +35,12 @@ from taskloom.backends.base import Backend, Chunk, GenerateRequest
 from taskloom.errors import BackendError, TaskloomError
 from taskloom.orchestrator.engines_report import CallMove
 from taskloom.orchestrator.scheduler.attempt import run_attempt, stop_attempt
-from taskloom.orchestrator.scheduler.balancer import (
-    Balancer,
-    LocalityBalancer,
-)
+from taskloom.orchestrator.scheduler.balancer import Balancer, LocalityBalancer
 from taskloom.orchestrator.scheduler.call_reports import CallWatch
 from taskloom.orchestrator.scheduler.decision_timer import DecisionTimer
 from taskloom.orchestrator.scheduler.failover import Failover
-from taskloom.orchestrator.scheduler.policies import (
-    Policy,
-    get_policy,
-    starvation_measure,
-)
+from taskloom.orchestrator.scheduler.fresh_starts import FreshStarts
+from taskloom.orchestrator.scheduler.policies import Policy, get_policy, starvation_measure
 from taskloom.orchestrator.scheduler.program_table import ProgramTable
 from taskloom.orchestrator.scheduler.queues import (
     MultiLevelQueue,
@@ -114,10 +108,7 @@ class ProgramAwareScheduler:
         self._oracle = oracle
         self._clock = clock
         self._last_starvation_scan_s = -math.inf
-        # The calls started at `_started_at_s`, in the order of their last start: only
-        # they can be fresh, so a decision pass need not scan every engine's running calls.
-        self._started_at_s = -math.inf
-        self._started_now: dict[ScheduledCall, None] = {}
+        self._fresh_starts = FreshStarts()
         self._failover = Failover(self._engines, self.table)
         self._preemptions = self._demotions = self._promotions = 0
         self.call_watch = CallWatch([backend.name for backend in backends])
@@ -302,11 +293,7 @@ class ProgramAwareScheduler:
     # ----- the decision -----
 
     def _dispatch(self) -> None:
-        timer = self.decision_timer
-        if timer is None:
-            self._decide()
-            return
-        with timer:
+        with self.decision_timer or nullcontext():
             self._decide()
 
     def _decide(self) -> None:
@@ -332,20 +319,9 @@ class ProgramAwareScheduler:
                 call.attempt_scope.cancel()  # placed elsewhere, or waiting again
 
     def _take_back_fresh(self, now: float) -> dict[ScheduledCall, int]:
-        """Return to the queue the calls started at `now` that have produced nothing,
-        engine by engine and, on each, in the order they were started (the order of
-        `engine.running`: a call restarted at `now` went back to its end)."""
-        if now != self._started_at_s:
-            return {}
-        last_start = {call: order for order, call in enumerate(self._started_now)}  # ordered
-        fresh_calls = sorted(
-            (call for call in last_start
-             if call.state is CallState.RUNNING and call.engine is not None
-             and call in self._engines[call.engine].running and call.is_fresh(now)),
-            key=lambda call: (call.engine, last_start[call]),
-        )
+        """Return to the queue the calls started at `now` that have produced nothing."""
         fresh: dict[ScheduledCall, int] = {}
-        for call in fresh_calls:
+        for call in self._fresh_starts.fresh(now, self._engines):
             assert call.engine is not None
             engine = self._engines[call.engine]
             fresh[call] = call.epoch
@@ -419,10 +395,7 @@ class ProgramAwareScheduler:
             call.attempt_chunks = 0
         call.taken_back_from = None
         self._failover.started(call, engine.index)
-        if now != self._started_at_s:
-            self._started_at_s, self._started_now = now, {}
-        self._started_now.pop(call, None)  # a restart moves it to the end, as in `running`
-        self._started_now[call] = None
+        self._fresh_starts.started(call, now)
         call.run_on(engine.index, now)
         engine.running[call] = None
         engine.tally.attempts += 1
