@@ -253,7 +253,7 @@ class ProgramAwareScheduler:
         now = self._clock()
         if call.epoch == epoch and call.attempt_chunks == 1 and call.engine is not None:
             # The engine has computed the prompt: the program's context is there now.
-            self.table.placed_on(call.program_id, call.engine)
+            self.table.placed_on(call.program_id, call.engine, now, call.tie_break)
         if chunk.finished:
             self._finish(call, now)
         elif call.state is CallState.RUNNING and call.epoch == epoch:

@@ -27,6 +27,8 @@ class ProgramRecord:
     finished_calls: int = 0
     live_calls: int = 0
     context_engine: int | None = None
+    # When and by which call (its tie-break) the context engine was last set.
+    context_placed: tuple[float, tuple[float, str, str, str]] | None = None
     thread_critical_path_s: dict[str, float] = field(default_factory=dict)
     call_path_end_s: dict[str, float] = field(default_factory=dict)
 
@@ -68,9 +70,16 @@ class ProgramTable:
     def add_waiting(self, program_id: str, waited_s: float) -> None:
         self.get(program_id).waiting_s += waited_s
 
-    def placed_on(self, program_id: str, engine: int) -> None:
-        """The program's latest call went to `engine`, which now holds its context."""
-        self.get(program_id).context_engine = engine
+    def placed_on(
+        self, program_id: str, engine: int, now_s: float, order: tuple[float, str, str, str]
+    ) -> None:
+        """The program's call `order` (its tie-break) has its prompt computed on `engine`,
+        which now holds the program's context. Of calls placed at one instant, the last
+        by `order` wins, whatever order their tasks ran in, so runs are reproducible."""
+        record = self.get(program_id)
+        placed = (now_s, order)
+        if record.context_placed is None or placed >= record.context_placed:
+            record.context_engine, record.context_placed = engine, placed
 
     def call_ended(
         self,
@@ -97,7 +106,7 @@ class ProgramTable:
         """Forget that any program's context lives on a dead engine."""
         for record in self._programs.values():
             if record.context_engine == engine:
-                record.context_engine = None
+                record.context_engine = record.context_placed = None
 
     def forget(self, program_id: str) -> None:
         """Drop a finished program's row (its calls' paths are no longer needed)."""

@@ -19,7 +19,7 @@ def test_a_failure_suspends_an_engine_until_the_call_works_elsewhere(
     new_call: Callable[..., ScheduledCall],
 ) -> None:
     slots, table = engines(2), ProgramTable()
-    table.placed_on("p", 0)
+    table.placed_on("p", 0, 0.0, (0.0, "p", "main", "c"))
     failover, call = Failover(slots, table), new_call()
     failover.call_failed(call, slots[0])
     assert not slots[0].alive and slots[1].alive and slots[0].tally.failures == 1

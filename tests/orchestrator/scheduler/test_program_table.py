@@ -32,14 +32,38 @@ def test_waiting_and_context_engine() -> None:
     table = ProgramTable()
     table.add_waiting("p", 1.5)
     table.add_waiting("p", 0.5)
-    table.placed_on("p", 2)
-    table.placed_on("q", 2)
-    table.placed_on("r", 1)
+    table.placed_on("p", 2, 0.0, _order("p"))
+    table.placed_on("q", 2, 0.0, _order("q"))
+    table.placed_on("r", 1, 0.0, _order("r"))
     assert table.snapshot("p").waiting_s == 2.0
     assert table.get("p").context_engine == 2
     table.engine_lost(2)
     assert table.get("p").context_engine is None and table.get("q").context_engine is None
     assert table.get("r").context_engine == 1
+
+
+def _order(program: str, call: str = "c", arrival: float = 0.0) -> tuple[float, str, str, str]:
+    return (arrival, program, "main", call)
+
+
+@pytest.mark.parametrize("first, second", [("a", "b"), ("b", "a")])
+def test_placements_at_one_instant_give_the_same_home_in_either_order(
+    first: str, second: str
+) -> None:
+    table, engine_of = ProgramTable(), {"a": 0, "b": 1}
+    for call in (first, second):
+        table.placed_on("p", engine_of[call], 5.0, _order("p", call))
+    assert table.get("p").context_engine == 1  # call b, last by tie-break, wins
+    table.placed_on("p", 0, 6.0, _order("p", "a"))  # a later instant always moves it
+    assert table.get("p").context_engine == 0
+
+
+def test_a_lost_engine_lets_the_same_instant_place_the_context_again() -> None:
+    table = ProgramTable()
+    table.placed_on("p", 1, 5.0, _order("p", "b"))
+    table.engine_lost(1)
+    table.placed_on("p", 0, 5.0, _order("p", "a"))
+    assert table.get("p").context_engine == 0
 
 
 def test_snapshots_are_read_only_and_rows_can_be_forgotten() -> None:
