@@ -83,6 +83,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
                         help="mixed gets coding-agent sessions as a fourth kind; its points "
                              "are labelled mixed+coding-agent (off: mixed as before)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--report-only", action="store_true",
+                        help="regime: write the map from the cells already measured in full")
     parser.add_argument("--cap", type=int, default=DEFAULT_MAX_IN_FLIGHT,
                         help="sweep: the in-flight cap for the levels and beta factors")
     parser.add_argument("--caps", type=_ints, default=SWEEP_CAPS,
@@ -114,7 +116,8 @@ def _floats(text: str) -> tuple[float, ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     if args.command == "regime":
-        print(run_regime(args.out, REGIME_CELLS, args.jobs, args.seed), end="")
+        print(run_regime(args.out, REGIME_CELLS, args.jobs, args.seed,
+                         run=not args.report_only), end="")
         return 0
     if args.command != "report":
         build = {"run": policy_specs, "balance": balance_specs, "sweep": sweep_specs}

@@ -182,13 +182,23 @@ def write_regime(out: Path, rows: Sequence[dict[str, Any]]) -> str:
     return table
 
 
-def run_regime(out: Path, cells: Sequence[RegimeCell], jobs: int, seed: int = 0) -> str:
+def run_regime(out: Path, cells: Sequence[RegimeCell], jobs: int, seed: int = 0,
+               run: bool = True) -> str:
     """Run every cell's points (kept, and resumed, in `out/regime/<cell>/points.json`),
-    then write the map to `out/regime.md` and `out/regime.json`."""
+    then write the map to `out/regime.md` and `out/regime.json`. With `run` False, only
+    the cells whose points are all measured already go into the map."""
     rows = []
     for cell in cells:
-        points = run_all(cell_specs(cell, seed), jobs, out / "regime" / cell.name)
+        cell_dir = out / "regime" / cell.name
+        specs = cell_specs(cell, seed)
+        if run:
+            points = run_all(specs, jobs, cell_dir)
+        else:
+            path = cell_dir / "points.json"
+            points = json.loads(path.read_text()) if path.exists() else []
         mine = [p for p in points if p["row"]["programs"] == cell.programs
                 and p["row"]["rate"] in cell.rates and p["row"]["seed"] == seed]
+        if len(mine) < len(specs):
+            continue  # not measured in full: no row rather than a partial one
         rows.append(cell_summary(cell, mine, ENGINES[cell.engine].max_num_seqs))
     return write_regime(out, rows)
