@@ -38,14 +38,18 @@ class RegimeCell:
         return f"{self.workload}@{self.engine}"
 
 
-# Program counts are half the `run` default so that the whole map runs in ~15 minutes on
-# a shared 2-core machine; rates span light load to past each cell's knee (mixed on
+# Program counts are below the `run` defaults (mixed: half) so that the map runs in
+# minutes on a shared 2-core machine; rates span light load to past each cell's knee (mixed on
 # h100: the README's 1-3/s; on the 16k-token KV: 0.25-1/s).
 REGIME_CELLS = (
     RegimeCell("mixed", "h100-kv16k", 150, (0.25, 0.5, 0.75, 1.0)),
     RegimeCell("mixed", "h100", 150, (1.0, 2.0, 2.5, 3.0)),
     RegimeCell("mixed", "h100-seqs256", 150, (1.0, 2.0, 2.5, 3.0)),
+    # Long sessions (~128K contexts): light load, the 60-session knee, past it.
+    RegimeCell("coding-agent", "h100", 40, (0.01, 0.05, 0.06)),
 )
+# No coding-agent cell on h100-seqs256: a session is one chain of calls, so 40 sessions
+# never hold more than 40 calls in the engine, and a 256-sequence cap cannot bind.
 
 
 def cell_specs(cell: RegimeCell, seed: int = 0,
