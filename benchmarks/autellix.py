@@ -78,7 +78,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--engine", choices=tuple(ENGINES), default="h100",
                         help="simulated engine regime: h100 is vLLM's defaults for Llama 3 "
-                             "8B on one H100; h100-kv16k the same with a 16k-token KV cache")
+                             "8B on one H100; h100-kv16k the same with a 16k-token KV cache; "
+                             "h100-seqs256 with max_num_seqs 256")
     parser.add_argument("--mixed-coding-agent", action="store_true",
                         help="mixed gets coding-agent sessions as a fourth kind; its points "
                              "are labelled mixed+coding-agent (off: mixed as before)")
