@@ -11,6 +11,9 @@ time, so a seed fixes the programs and the arrivals. Points run in parallel proc
     .venv/bin/python benchmarks/autellix.py balance --out results/autellix
     # pick levels, boundaries, beta and the in-flight cap
     .venv/bin/python benchmarks/autellix.py sweep --out results/autellix
+    # the regime map: memory-bound?, ceiling, each policy and the no-regret check per
+    # (workload, engine) cell, into regime.md / regime.json
+    .venv/bin/python benchmarks/autellix.py regime --out results/autellix
     # tables and plots again from the JSON files
     .venv/bin/python benchmarks/autellix.py report results/autellix
 
@@ -47,6 +50,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from taskloom.bench.autellix.points import ENGINES
+from taskloom.bench.autellix.regime import REGIME_CELLS, REGIME_POLICIES, run_regime
 from taskloom.bench.autellix.report import write_report
 from taskloom.bench.autellix.specs import (
     POLICIES,
@@ -63,7 +67,7 @@ from taskloom.orchestrator.scheduler.program_aware import DEFAULT_MAX_IN_FLIGHT
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("run", "balance", "sweep", "report"))
+    parser.add_argument("command", choices=("run", "balance", "sweep", "report", "regime"))
     parser.add_argument("out_dir", nargs="?", type=Path)
     parser.add_argument("--out", type=Path, default=Path("results/autellix"))
     parser.add_argument("--workloads", type=_names, default=WORKLOADS)
@@ -74,11 +78,14 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--engine", choices=tuple(ENGINES), default="h100",
                         help="simulated engine regime: h100 is vLLM's defaults for Llama 3 "
-                             "8B on one H100; h100-kv16k the same with a 16k-token KV cache")
+                             "8B on one H100; h100-kv16k the same with a 16k-token KV cache; "
+                             "h100-seqs256 with max_num_seqs 256")
     parser.add_argument("--mixed-coding-agent", action="store_true",
                         help="mixed gets coding-agent sessions as a fourth kind; its points "
                              "are labelled mixed+coding-agent (off: mixed as before)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--report-only", action="store_true",
+                        help="regime: write the map from the cells already measured in full")
     parser.add_argument("--cap", type=int, default=DEFAULT_MAX_IN_FLIGHT,
                         help="sweep: the in-flight cap for the levels and beta factors")
     parser.add_argument("--caps", type=_ints, default=SWEEP_CAPS,
@@ -90,7 +97,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         args.out = args.out_dir
     if args.policies is None:
         args.policies = {"run": POLICIES, "balance": ("fcfs", "plas-rr", "plas-ll", "plas"),
-                         "sweep": ("plas",), "report": POLICIES}[args.command]
+                         "sweep": ("plas",), "report": POLICIES,
+                         "regime": REGIME_POLICIES}[args.command]
     return args
 
 
@@ -108,6 +116,10 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.command == "regime":
+        print(run_regime(args.out, REGIME_CELLS, args.jobs, args.seed,
+                         run=not args.report_only), end="")
+        return 0
     if args.command != "report":
         build = {"run": policy_specs, "balance": balance_specs, "sweep": sweep_specs}
         run_all(build[args.command](args), args.jobs, args.out)

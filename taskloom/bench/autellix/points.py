@@ -32,6 +32,9 @@ ENGINES: dict[str, SimEngineConfig] = {
     # and its waiting queue, where order matters, fills under load: the memory-bound
     # regime in which Autellix reports its gains. Not the default; rows are labelled.
     "h100-kv16k": replace(H100_LLAMA3_8B_ENGINE, num_kv_blocks=1024),
+    # The same H100 with max_num_seqs 256, vLLM's default for its offline `LLM` class
+    # (and older servers): the batch is bounded by the sequence cap, not by memory.
+    "h100-seqs256": replace(H100_LLAMA3_8B_ENGINE, max_num_seqs=256),
 }
 """Simulated engine regimes (`--engine`); every engine of a point gets the same one."""
 
