@@ -46,7 +46,7 @@ from taskloom.bench.runner import (
 )
 from taskloom.bench.workloads import Workload, build_workload
 from taskloom.orchestrator.scheduler.base import Scheduler
-from taskloom.orchestrator.scheduler.decision_timer import DecisionTimer
+from taskloom.orchestrator.scheduler.decision_timer import DecisionTimer, per_call_us
 from taskloom.orchestrator.scheduler.program_aware import ProgramAwareScheduler
 
 TARGET_RULE = (f"target mean latency = {TARGET_FACTOR:g} x the policy's steady-window mean at "
@@ -88,8 +88,7 @@ class ScalingPoint:
 
     @property
     def router_cpu_us_per_call(self) -> float | None:
-        calls = self.row.llm_calls
-        return self.decision_cpu_ns / calls / 1000 if calls else None
+        return per_call_us(self.decision_cpu_ns, self.row.llm_calls)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -227,10 +226,8 @@ def scaling_rows(policy: str, by_count: dict[int, list[ScalingPoint]],
             rate_per_engine_at_target=rate / count,
             lower_bound=not exact,
             efficiency=rate / (count / fewest * base_rate) if base_rate else None,
-            router_cpu_us_per_call=(sum(p.decision_cpu_ns for p in points) / calls / 1000
-                                    if calls else None),
-            router_wall_us_per_call=(sum(p.decision_wall_ns for p in points) / calls / 1000
-                                     if calls else None),
+            router_cpu_us_per_call=per_call_us(sum(p.decision_cpu_ns for p in points), calls),
+            router_wall_us_per_call=per_call_us(sum(p.decision_wall_ns for p in points), calls),
             prefix_cache_hit_rate=sum(hits) / len(hits) if hits else None,
         ))
     return rows

@@ -94,17 +94,14 @@ class KVCache:
     def release(self, blocks: Sequence[KVBlock], evict_first: bool = False) -> None:
         # Tail blocks are freed first so they are evicted first: a request's early
         # blocks are the ones other requests are likely to share.
-        if evict_first:  # to the front of the queue, the tail block foremost
-            for block in blocks:
-                block.ref_count -= 1
-                if block.ref_count == 0:
-                    self._free[block.block_id] = block
-                    self._free.move_to_end(block.block_id, last=False)
-            return
-        for block in reversed(blocks):
+        # `evict_first` puts them at the front of the queue instead, the tail block
+        # foremost (so each block goes in front of those before it).
+        for block in blocks if evict_first else reversed(blocks):
             block.ref_count -= 1
             if block.ref_count == 0:
                 self._free[block.block_id] = block
+                if evict_first:
+                    self._free.move_to_end(block.block_id, last=False)
 
     def remember(self, block: KVBlock, block_hash: BlockHash) -> None:
         """Make a computed full block findable. A twin computed earlier wins."""

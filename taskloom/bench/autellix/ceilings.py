@@ -6,6 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def engine_busy_fraction(point: dict[str, Any]) -> float | None:
+    """The share of a point's run its engines spent computing (their mean busy time over
+    the run's length, read as generated tokens / tokens per second); None without data."""
+    row, busy = point["row"], point.get("engine_busy_s")
+    throughput = row["throughput_tokens_per_s"]
+    duration = row["generated_tokens"] / throughput if throughput else 0.0
+    return sum(busy) / len(busy) / duration if busy and duration else None
+
+
 def capacity_ceiling(
     points: Sequence[dict[str, Any]], headline: dict[str, Any] | None
 ) -> dict[str, Any] | None:
@@ -26,13 +35,11 @@ def capacity_ceiling(
     per_program = row["generated_tokens"] / row["programs"]
     rate = row["throughput_tokens_per_s"] / per_program
     fcfs_rate = headline["rates"]["fcfs"]["rate"]
-    busy = best.get("engine_busy_s")
     return {
         "rule": "most generated tokens/s of any point / generated tokens per program",
         "max_tokens_per_s": row["throughput_tokens_per_s"],
         "at": f"{best['label']}@{row['rate']:g}",
-        "engine_busy_fraction": (sum(busy) / len(busy) / (row["generated_tokens"]
-                                 / row["throughput_tokens_per_s"])) if busy else None,
+        "engine_busy_fraction": engine_busy_fraction(best),
         "tokens_per_program": per_program,
         "ceiling_rate": rate,
         "fcfs_rate_at_target": fcfs_rate,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from taskloom.bench.autellix.analysis import steady_figure, summarize
+from taskloom.bench.autellix.ceilings import engine_busy_fraction
 from taskloom.bench.autellix.points import ENGINES, PointSpec
 from taskloom.bench.autellix.store import run_all
 from taskloom.bench.autellix.variants import standard_variant
@@ -102,14 +103,7 @@ def memory_bound(points: Sequence[dict[str, Any]], max_num_seqs: int) -> dict[st
     return {"memory_bound": preemptions > 0 or hit_drop > HIT_DROP, "rules_fired": rules,
             "max_engine_preemptions": preemptions, "fcfs_hit_rates": hits,
             "peak_running": peak, "max_num_seqs": max_num_seqs,
-            "busy_fraction_max": max(_busy_fraction(p) for p in points)}
-
-
-def _busy_fraction(point: dict[str, Any]) -> float:
-    row, busy = point["row"], point.get("engine_busy_s") or [0.0]
-    duration = row["generated_tokens"] / row["throughput_tokens_per_s"] \
-        if row["throughput_tokens_per_s"] else 0.0
-    return sum(busy) / len(busy) / duration if duration else 0.0
+            "busy_fraction_max": max(engine_busy_fraction(p) or 0.0 for p in points)}
 
 
 def cell_summary(cell: RegimeCell, points: Sequence[dict[str, Any]],

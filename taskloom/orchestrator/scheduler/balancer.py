@@ -14,7 +14,7 @@ A balancer only ranks engines; the scheduler checks free slots and preempts.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -204,16 +204,19 @@ class EngineTally:
         return self.cached_prompt_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
-BALANCER_NAMES = ("locality", "round-robin", "least-loaded", "sticky-locality")
+# The balancers built with no settings; "locality" takes the short-prompt limit.
+_PLAIN_BALANCERS: dict[str, Callable[[], Balancer]] = {
+    "round-robin": RoundRobinBalancer,
+    "least-loaded": LeastLoadedBalancer,
+    "sticky-locality": StickyLocalityBalancer,
+}
+BALANCER_NAMES = ("locality", *_PLAIN_BALANCERS)
 
 
 def balancer_named(name: str, short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS) -> Balancer:
     if name == "locality":
         return LocalityBalancer(short_prompt_tokens)
-    if name == "round-robin":
-        return RoundRobinBalancer()
-    if name == "least-loaded":
-        return LeastLoadedBalancer()
-    if name == "sticky-locality":
-        return StickyLocalityBalancer()
+    plain = _PLAIN_BALANCERS.get(name)
+    if plain is not None:
+        return plain()
     raise ValueError(f"unknown balancer {name!r}; choose from {', '.join(BALANCER_NAMES)}")

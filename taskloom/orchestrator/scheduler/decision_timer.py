@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from types import TracebackType
 
 
+def per_call_us(total_ns: int, calls: int) -> float | None:
+    """Nanoseconds spent over `calls` calls, in microseconds a call; None without calls."""
+    return total_ns / calls / 1000 if calls else None
+
+
 @dataclass
 class DecisionTimer:
     """Accumulates the thread CPU time and wall time of every decision pass it wraps.
@@ -39,7 +44,7 @@ class DecisionTimer:
 
     def cpu_us_per(self, calls: int) -> float | None:
         """Decision CPU time per call, in microseconds."""
-        return self.cpu_ns / calls / 1000 if calls else None
+        return per_call_us(self.cpu_ns, calls)
 
     def wall_us_per(self, calls: int) -> float | None:
-        return self.wall_ns / calls / 1000 if calls else None
+        return per_call_us(self.wall_ns, calls)
