@@ -98,10 +98,11 @@ def run_command(
     ] = "1",
     programs: Annotated[int, typer.Option(help="Programs per (policy, rate) point.")] = 100,
     backend: Annotated[
-        BackendName,
-        typer.Option(help="sim: simulated H100 on virtual time; vllm: in-process engine; "
-                     "openai: an HTTP server (needs --base-url). Not scripted."),
-    ] = BackendName.SIM,
+        BackendName | None,
+        typer.Option(help="sim (default): simulated H100 on virtual time; vllm: in-process "
+                     "engine; openai: an HTTP server (needs --base-url, or --engine URLs). "
+                     "Not scripted."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Fixes the programs drawn and their arrivals.")] = 0,
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Folder for results.json and the plot.")
@@ -156,6 +157,17 @@ def run_command(
     ] = False,
     model: Annotated[str | None, typer.Option(help="Model for vllm/openai.")] = None,
     base_url: Annotated[str | None, typer.Option(help="Server URL for openai.")] = None,
+    engine_urls: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--engine",
+            help="An OpenAI-compatible engine's URL (repeatable; implies --backend openai): "
+            "the programs run on all of them, each call routed by the policy's balancer, "
+            "every engine health-checked, a failed call resumed on another. results.json "
+            "then has each engine's calls (calls_per_engine). Give --max-context-tokens "
+            "to fit the served model.",
+        ),
+    ] = None,
     max_num_seqs: Annotated[
         int | None, typer.Option(help="Batch size of the vllm engine.")
     ] = None,
@@ -163,12 +175,17 @@ def run_command(
 ) -> None:
     """Run WORKLOAD for every (policy, rate); write OUT/results.json and a plot."""
     counts = _engine_counts(engines)
+    chosen = _bench_backend(backend, engine_urls)
+    if engine_urls and len(counts) > 1:
+        _usage_error("--engines 1,2,... is a scale-out study of simulated engines; with "
+                     "--engine URLs the engines are the URLs given")
     config = _config_or_exit(
-        workload, policy, rate, programs, backend, seed, counts[0],
-        _workload_options(backend, model, max_context_tokens, max_output_tokens,
+        workload, policy, rate, programs, chosen, seed, counts[0],
+        _workload_options(chosen, model, max_context_tokens, max_output_tokens,
                           agent_context_tokens, mixed_coding_agent),
-        model, base_url, max_num_seqs, _sim_setup(backend, cost, sim_engine, stream_interval),
+        model, base_url, max_num_seqs, _sim_setup(chosen, cost, sim_engine, stream_interval),
     )
+    config = replace(config, engine_urls=tuple(engine_urls or ()))
     if len(counts) > 1:
         _scale_out(config, counts, output, target_latency)
         return
@@ -176,7 +193,31 @@ def run_command(
     results = write_results(rows, output)
     plot = plot_latency_vs_rate(rows, output)
     print_results(rows)
+    _print_engine_shares(rows)
     console.print(f"wrote {results} and {plot}")
+
+
+def _bench_backend(backend: BackendName | None, engine_urls: list[str] | None) -> BackendName:
+    """sim unless told; openai when `--engine URL`s are given."""
+    if not engine_urls:
+        return backend or BackendName.SIM
+    if backend not in (None, BackendName.OPENAI):
+        _usage_error(f"--engine URLs are OpenAI-compatible servers; --backend {backend} has "
+                     "none (leave --backend out)")
+    return BackendName.OPENAI
+
+
+def _print_engine_shares(rows: list[BenchRow]) -> None:
+    """Each point's calls per engine, when it ran on several real engines."""
+    for row in rows:
+        if row.engine_names is None or row.calls_per_engine is None:
+            continue
+        failed = row.failed_attempts_per_engine or (0,) * len(row.engine_names)
+        shares = ", ".join(
+            f"{name} {calls} calls" + (f" ({lost} failed, resumed elsewhere)" if lost else "")
+            for name, calls, lost in zip(row.engine_names, row.calls_per_engine, failed,
+                                         strict=True))
+        console.print(f"{row.policy} @ {row.rate:g}/s: {shares}")
 
 
 def _workload_options(backend: BackendName, model: str | None, context: int | None,

@@ -41,6 +41,11 @@ class EngineReport:
     busy_fraction: float | None = None
     preemptions: int | None = None
     steps: int | None = None
+    # Several real engines (`--engine URL`s): each one's URL, the calls it finished, and
+    # its streams that failed (each resumed on another engine).
+    engine_names: tuple[str, ...] | None = None
+    calls_per_engine: tuple[int, ...] | None = None
+    failed_attempts_per_engine: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,13 +88,21 @@ class BenchRow:
     throughput_tokens_per_s: float | None
     makespan_s: float | None
     engine_steps: int | None
+    engine_names: tuple[str, ...] | None = None
+    calls_per_engine: tuple[int, ...] | None = None
+    failed_attempts_per_engine: tuple[int, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchRow:
-        return cls(**data)
+        lists = {name: tuple(value) for name in _PER_ENGINE_FIELDS
+                 if isinstance(value := data.get(name), list)}
+        return cls(**{**data, **lists})
+
+
+_PER_ENGINE_FIELDS = ("engine_names", "calls_per_engine", "failed_attempts_per_engine")
 
 
 def summarize(
@@ -125,6 +138,9 @@ def summarize(
         throughput_tokens_per_s=_per_second(generated, makespan),
         makespan_s=makespan,
         engine_steps=engine.steps,
+        engine_names=engine.engine_names,
+        calls_per_engine=engine.calls_per_engine,
+        failed_attempts_per_engine=engine.failed_attempts_per_engine,
     )
 
 

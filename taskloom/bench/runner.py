@@ -23,6 +23,7 @@ import anyio
 from trio.testing import MockClock
 
 from taskloom.backends.base import Backend
+from taskloom.backends.engine_pool import open_engines
 from taskloom.backends.factory import (
     BackendName,
     BackendSettingsError,
@@ -40,6 +41,7 @@ from taskloom.backends.sim import (
     max_tokens_output,
 )
 from taskloom.bench.metrics import BenchPoint, BenchRow, EngineReport, ProgramOutcome, summarize
+from taskloom.bench.pooled_engines import EngineUrlsError, PooledEngines, check_engine_urls
 from taskloom.bench.workloads import (
     Workload,
     WorkloadOptions,
@@ -126,6 +128,9 @@ class BenchConfig:
     sim: SimSetup = field(default_factory=SimSetup)
     model: str | None = None
     base_url: str | None = None
+    # `--engine URL`s: OpenAI-compatible servers opened as one health-checked pool, each
+    # call routed by the policy's balancer (the backend is then "openai").
+    engine_urls: tuple[str, ...] = ()
     engine_options: dict[str, Any] = field(default_factory=dict)
     # Keep-warm hints on LLM calls that a tool call and another LLM call follow (see
     # `orchestrator.keep_warm`); only the simulated engine honours them. Off by default.
@@ -160,10 +165,16 @@ def validate_config(config: BenchConfig) -> None:
         raise BenchUsageError(f"--programs must be at least 1, got {config.programs}")
     if config.engines < 1:
         raise BenchUsageError(f"--engines must be at least 1, got {config.engines}")
-    try:
-        check_base_url(backend_name(config.backend), config.base_url)
-    except BackendSettingsError as error:
-        raise BenchUsageError(str(error)) from None
+    if config.engine_urls:
+        try:
+            check_engine_urls(config)
+        except EngineUrlsError as error:
+            raise BenchUsageError(str(error)) from None
+    else:
+        try:
+            check_base_url(backend_name(config.backend), config.base_url)
+        except BackendSettingsError as error:
+            raise BenchUsageError(str(error)) from None
     if config.backend not in BENCH_BACKENDS:
         raise BenchUsageError(unknown_name_message("benchmark backend", config.backend,
                                                    BENCH_BACKENDS))
@@ -219,6 +230,10 @@ the same seed's other runs. Only a runaway template passes a minute."""
 
 async def _run_on_real_engines(config: BenchConfig, workload: Workload,
                                done: ProgramDone) -> list[BenchRow]:
+    if config.engine_urls:
+        async with open_engines(config.engine_urls, model=config.model,
+                                **config.engine_options) as pool:
+            return await run_points(config, workload, PooledEngines(pool), done)
     async with open_real_engines(config) as engines:
         return await run_points(config, workload, SharedEngines(engines), done)
 
@@ -259,6 +274,7 @@ async def run_point(
     arrivals = poisson_arrivals(rate, len(workload.programs), config.seed)
     async with source.open() as engines:
         scheduler = make_scheduler(policy, engines)
+        source.watch(scheduler)
         if prepare is not None:
             prepare(scheduler)
         outcomes = await run_programs(workload, arrivals, scheduler, engines, source, done,
@@ -338,6 +354,10 @@ class EngineSource(Protocol):
 
     def open(self) -> AbstractAsyncContextManager[Sequence[Backend]]: ...
 
+    def watch(self, scheduler: Scheduler) -> None:
+        """Let the point's scheduler hear of engines going down and coming back."""
+        ...
+
     def report(self, engines: Sequence[Backend]) -> EngineReport: ...
 
 
@@ -364,6 +384,9 @@ class SimEngines:
             ]
             yield engines
 
+    def watch(self, scheduler: Scheduler) -> None:
+        return None  # simulated engines never go down
+
     def report(self, engines: Sequence[Backend]) -> EngineReport:
         return sim_report(engines)
 
@@ -385,6 +408,9 @@ class SharedEngines:
     @asynccontextmanager
     async def open(self) -> AsyncIterator[Sequence[Backend]]:
         yield self.engines
+
+    def watch(self, scheduler: Scheduler) -> None:
+        return None  # no health checks: an engine that fails fails its calls
 
     def report(self, engines: Sequence[Backend]) -> EngineReport:
         return sim_report(engines)  # a lent SimBackend still reports; others cannot
