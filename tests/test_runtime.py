@@ -78,13 +78,16 @@ async def test_setting_cancel_ends_the_run_with_its_partial_result() -> None:
 name: c
 nodes:
   quick: {kind: tool, tool: calculator, args: {expression: "6 * 7"}}
-  slow: {kind: llm, prompt: "one"}
+  slow: {kind: llm, prompt: "one {{ quick }}"}
 """
     backend = ScriptedBackend(delay_s=10)
     cancel = anyio.Event()
 
     async def cancel_soon() -> None:
-        await anyio.sleep(0.05)
+        # Once the slow call is in the engine (so `quick`, which it reads, has finished),
+        # however long a loaded machine took to get there.
+        while not backend.seen:
+            await anyio.sleep(0.01)
         cancel.set()
 
     async with anyio.create_task_group() as group:
