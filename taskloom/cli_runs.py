@@ -21,8 +21,12 @@ from taskloom.backends.factory import (
     backend_name,
     check_base_url,
 )
+from taskloom.cli_budget import BudgetOpt, budget_from_options
+from taskloom.cli_engine import DtypeOpt, TraceOpt, engine_start
+from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url, with_engines
 from taskloom.cli_render import print_run_result, run_result_json
 from taskloom.client import Client, ServerError
+from taskloom.errors import BackendError
 from taskloom.gantt import write_gantt
 from taskloom.orchestrator.draw import UnknownFormat
 from taskloom.orchestrator.result import RunResult
@@ -149,15 +153,23 @@ def resume(
         "--allow-import", help="A module prefix whose functions may be imported as tools; "
         "the modules beside the run's spec file are trusted as for `run`.")] = None,
     json_out: JsonOpt = False,
+    dtype: DtypeOpt = None,
+    engine_urls: EngineUrlsOpt = None,
+    budget: BudgetOpt = None,
+    trace: TraceOpt = False,
 ) -> None:
     """Continue a run that a crash (or kill -9) cut short.
 
     Nodes that finished are loaded and not run again; nodes that were in flight run
-    again from their start; a `plan` node or a vote in flight restarts as a whole."""
+    again from their start; a `plan` node or a vote in flight restarts as a whole. A
+    `--budget` counts the finished nodes' use too. Exit codes as for `run`."""
+    backend = engines_backend(backend, base_url, engine_urls)
     try:
-        check_base_url(backend_name(backend), base_url)
+        check_base_url(backend_name(backend), base_url or first_url(engine_urls))
     except BackendSettingsError as exc:
         raise fail(str(exc)) from None
+    engine = with_engines(engine_start(BackendName(backend), dtype), engine_urls)
+    limits = budget_from_options(budget)
     local = RunStore(store)
     row = local.get(run_id)
     if row is None:
@@ -172,17 +184,22 @@ def resume(
 
     async def main() -> RunResult:
         async with Runtime.open(backend, model=model, base_url=base_url, tools=tools,
-                                store=local) as runtime:
+                                store=local, budget=limits, trace=trace or None,
+                                **engine.options) as runtime:
             return await runtime.resume(run_id)
 
     try:
         result = anyio.run(main, backend="asyncio")
     except (RunNotFound, ValueError) as exc:
         raise fail(str(exc)) from None
+    except BackendError as exc:
+        raise fail(f"engine error: {exc}", EXIT_ENGINE_ERROR) from None
     if json_out:
         typer.echo(json.dumps(run_result_json(result), indent=2, default=str))
     else:
         print_run_result(result, Console())
+    if result.engines is not None and result.engines.every_engine_lost:
+        raise typer.Exit(EXIT_ENGINE_ERROR)
     raise typer.Exit(EXIT_BY_STATUS[result.status.value])
 
 
