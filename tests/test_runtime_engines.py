@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import anyio
 import pytest
+from health_switch import Switch
 from trio.testing import MockClock
 
 from taskloom.backends.base import GenerateRequest
@@ -15,7 +16,6 @@ from taskloom.backends.engine_pool import EnginePool
 from taskloom.backends.factory import BackendSettingsError
 from taskloom.backends.health import HealthSettings
 from taskloom.backends.scripted import ScriptedBackend
-from taskloom.errors import BackendError
 from taskloom.orchestrator.result import NodeStatus, RunResult, RunStatus
 from taskloom.program.load import loads
 from taskloom.runtime import Runtime
@@ -41,15 +41,6 @@ def answer(request: object) -> str:
 def run_virtual(main: Callable[[], Awaitable[T]]) -> T:
     return anyio.run(main, backend="trio",
                      backend_options={"clock": MockClock(autojump_threshold=0)})
-
-
-class Switch:
-    def __init__(self) -> None:
-        self.up = True
-
-    async def __call__(self) -> None:
-        if not self.up:
-            raise BackendError("connection refused")
 
 
 def test_a_run_reports_the_load_it_put_on_each_engine() -> None:
@@ -107,8 +98,8 @@ def test_a_run_that_loses_every_engine_is_an_engine_error_and_keeps_finished_nod
     assert result.status is RunStatus.FAILED and result.engines is not None
     assert result.engines.every_engine_lost
     assert result.error is not None and result.error.startswith(
-        "engine error: every engine is out of service (a: connection refused; "
-        "b: connection refused)")
+        "engine error: every engine is out of service (a: probe refused; "
+        "b: probe refused)")
     assert result.nodes["first"].status is NodeStatus.SUCCEEDED
     assert result.nodes["second"].status is NodeStatus.FAILED
 

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import anyio
 import pytest
+from health_switch import Switch
 from trio.testing import MockClock
 
 from taskloom.backends.base import GenerateRequest, SamplingParams, collect
@@ -31,17 +32,6 @@ def run_virtual(main: Callable[[], Awaitable[T]]) -> T:
 def request(call_id: str) -> GenerateRequest:
     return GenerateRequest(call_id=call_id, prompt=f"{call_id} please",
                            sampling=SamplingParams(max_tokens=16), program_id="p")
-
-
-class Switch:
-    """A probe that fails while `up` is False."""
-
-    def __init__(self) -> None:
-        self.up = True
-
-    async def __call__(self) -> None:
-        if not self.up:
-            raise BackendError("probe refused")
 
 
 def scripted(per_chunk_s: float = 1.0, **options: object) -> ScriptedBackend:

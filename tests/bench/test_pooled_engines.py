@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 from fake_openai_server import FakeOpenAIServer
+from health_switch import Switch
 from trio.testing import MockClock
 from typer.testing import CliRunner
 
@@ -23,7 +24,6 @@ from taskloom.bench.pooled_engines import PooledEngines
 from taskloom.bench.runner import BenchConfig, BenchUsageError, run_points, validate_config
 from taskloom.bench.workloads import WorkloadOptions, build_workload
 from taskloom.cli import app
-from taskloom.errors import BackendError
 
 CHECKS = HealthSettings(interval_s=1.0, timeout_s=0.5)
 OPTIONS = WorkloadOptions(max_context_tokens=256, max_output_tokens=6)
@@ -34,17 +34,6 @@ runner = CliRunner()
 
 def answer(request: GenerateRequest) -> str:
     return "one two three four five six"
-
-
-class Switch:
-    """A health probe whose engine is up until told otherwise."""
-
-    def __init__(self) -> None:
-        self.up = True
-
-    async def __call__(self) -> None:
-        if not self.up:
-            raise BackendError("connection refused")
 
 
 def run_on_pool(engines: list[ScriptedBackend]) -> list[BenchRow]:
