@@ -116,6 +116,20 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class KvSized(Protocol):
+    """A backend that can say how many tokens its KV cache holds (None: it cannot tell,
+    e.g. a server that is not vLLM). A scheduler that keeps programs' contexts resident
+    budgets against it."""
+
+    def kv_capacity_tokens(self) -> int | None: ...
+
+
+def kv_capacity_of(backend: Backend) -> int | None:
+    """`backend`'s KV capacity in tokens, or None where it does not say."""
+    return backend.kv_capacity_tokens() if isinstance(backend, KvSized) else None
+
+
 @dataclass(frozen=True)
 class Completion:
     """A whole answer, assembled from a stream of chunks."""

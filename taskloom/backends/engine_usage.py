@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from taskloom.backends.base import Backend, Chunk, GenerateRequest
+from taskloom.backends.base import Backend, Chunk, GenerateRequest, kv_capacity_of
 
 
 @dataclass
@@ -47,6 +47,9 @@ class CountedBackend:
 
     def capacity(self) -> int:
         return self.inner.capacity()
+
+    def kv_capacity_tokens(self) -> int | None:
+        return kv_capacity_of(self.inner)
 
     async def close(self) -> None:
         await self.inner.close()

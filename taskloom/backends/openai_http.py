@@ -20,6 +20,7 @@ import httpx
 
 from taskloom.backends.base import Chunk, GenerateRequest
 from taskloom.backends.lifecycle import ManagedBackend
+from taskloom.backends.vllm_metrics import METRICS_PATH, kv_capacity_from_metrics
 from taskloom.errors import BackendError
 
 COMPLETIONS_PATH = "/v1/completions"
@@ -188,6 +189,8 @@ class OpenAIBackend(ManagedBackend):
         self.model = model or ""
         self._max_in_flight = max_in_flight
         self._health_path = HEALTH_PATH
+        self._kv_tokens: int | None = None
+        self._kv_read = False  # whether the server has answered a read of /metrics
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
@@ -204,9 +207,25 @@ class OpenAIBackend(ManagedBackend):
     async def _open(self, context: AsyncExitStack) -> None:
         if not self.model:
             self.model = (await self.served_models())[0]
+        await self._read_kv_capacity()
 
     def capacity(self) -> int:
         return self._max_in_flight
+
+    def kv_capacity_tokens(self) -> int | None:
+        """The server's KV cache in tokens, from vLLM's `/metrics`, read when the backend
+        opened (or at the first health check that found the server up); None for a
+        server that does not publish it."""
+        return self._kv_tokens
+
+    async def _read_kv_capacity(self) -> None:
+        try:
+            response = await self._client.get(METRICS_PATH)
+        except httpx.HTTPError:
+            return  # not up yet: tried again at the next passing health check
+        self._kv_read = True
+        if response.status_code < 400:
+            self._kv_tokens = kv_capacity_from_metrics(response.text)
 
     async def _release(self) -> None:
         await self._client.aclose()
@@ -239,6 +258,8 @@ class OpenAIBackend(ManagedBackend):
             return await self.check_health()
         if response.status_code >= 400:
             raise _status_error(url, response.status_code, response.text)
+        if not self._kv_read:
+            await self._read_kv_capacity()
 
     async def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
         self._require_open()

@@ -107,6 +107,13 @@ class VLLMBackend(ManagedBackend):
     def capacity(self) -> int:
         return self._max_num_seqs
 
+    def kv_capacity_tokens(self) -> int | None:
+        """KV blocks times tokens per block, as the open engine sized them."""
+        config = None if self._engine is None else self._engine.vllm_config.cache_config
+        if config is None or not config.num_gpu_blocks:
+            return None
+        return int(config.num_gpu_blocks) * int(config.block_size)
+
     async def _release(self) -> None:
         """Stop the engine processes. Blocks the event loop for a few seconds: vLLM's
         shutdown closes sockets the loop polls, so it cannot move to a thread."""

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from taskloom.backends.base import Backend, Chunk, GenerateRequest
+from taskloom.backends.base import Backend, Chunk, GenerateRequest, kv_capacity_of
 from taskloom.backends.engine_pool import EnginePool
 from taskloom.orchestrator.events import NodeEvent
 from taskloom.orchestrator.result import NodeStatus, RunResult, RunStatus
@@ -189,6 +189,9 @@ class MeteredBackend:
 
     def capacity(self) -> int:
         return self.inner.capacity()
+
+    def kv_capacity_tokens(self) -> int | None:
+        return kv_capacity_of(self.inner)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from taskloom.backends.base import GenerateRequest, collect
+from taskloom.backends.base import GenerateRequest, collect, kv_capacity_of
 from taskloom.backends.engine_usage import CountedBackend
 from taskloom.backends.scripted import ScriptedBackend
 from taskloom.errors import BackendError
@@ -35,3 +35,13 @@ async def test_a_stream_the_engine_breaks_is_a_failed_attempt() -> None:
         await collect(counted.generate(request("1", "p")))
     tally = counted.take_program("p")
     assert (tally.attempts, tally.calls, tally.failed_attempts) == (1, 0, 1)
+
+
+class SizedScripted(ScriptedBackend):
+    def kv_capacity_tokens(self) -> int | None:
+        return 4096
+
+
+def test_the_counted_engine_says_its_inner_engines_kv_capacity() -> None:
+    assert kv_capacity_of(CountedBackend(SizedScripted())) == 4096
+    assert kv_capacity_of(CountedBackend(ScriptedBackend())) is None  # it does not say

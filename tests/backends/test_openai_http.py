@@ -24,15 +24,18 @@ from taskloom.backends.base import (
     Message,
     SamplingParams,
     collect,
+    kv_capacity_of,
 )
 from taskloom.backends.openai_http import (
     CHAT_PATH,
     COMPLETIONS_PATH,
+    HEALTH_PATH,
     OpenAIBackend,
     iter_sse_data,
     request_path_and_body,
     server_root,
 )
+from taskloom.backends.vllm_metrics import METRICS_PATH
 from taskloom.errors import BackendError
 
 pytestmark = pytest.mark.anyio
@@ -71,7 +74,18 @@ def _usage_event(prompt: int, completion: int, cached: int | None = None) -> dic
 
 
 def _backend(handler: Handler, **options: Any) -> OpenAIBackend:
-    return OpenAIBackend(BASE, "tiny", transport=httpx.MockTransport(handler), **options)
+    return OpenAIBackend(BASE, "tiny", transport=httpx.MockTransport(_no_metrics(handler)),
+                         **options)
+
+
+def _no_metrics(handler: Handler) -> Handler:
+    """`handler` on a server with no `/metrics` (the backend reads it once, on opening)."""
+    def serve(request: httpx.Request) -> httpx.Response:
+        if request.url.path == METRICS_PATH:
+            return httpx.Response(404)
+        return handler(request)
+
+    return serve
 
 
 async def _chunks(backend: OpenAIBackend, request: GenerateRequest) -> list[Chunk]:
@@ -283,7 +297,7 @@ async def test_opening_without_a_model_discovers_the_served_model() -> None:
         assert request.url.path == "/v1/models"
         return httpx.Response(200, json={"data": [{"id": "served-model"}]})
 
-    backend = OpenAIBackend(BASE + "/v1", transport=httpx.MockTransport(handler),
+    backend = OpenAIBackend(BASE + "/v1", transport=httpx.MockTransport(_no_metrics(handler)),
                             max_in_flight=3)
     assert backend.model == ""
     async with backend:
@@ -301,6 +315,65 @@ async def test_a_server_listing_no_models_fails_the_open_and_closes_the_client()
     assert backend.closed
 
 
+# --- the KV cache's size, from vLLM's /metrics ------------------------------------------
+
+VLLM_METRICS = """# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig
+# TYPE vllm:cache_config_info gauge
+vllm:cache_config_info{block_size="16",engine="0",num_gpu_blocks="4096"} 1.0
+"""
+
+
+async def test_opening_reads_the_kv_capacity_from_vllms_metrics() -> None:
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return httpx.Response(200, text=VLLM_METRICS)
+
+    backend = _backend_on(handler)
+    async with backend:
+        assert backend.kv_capacity_tokens() == 4096 * 16
+        assert kv_capacity_of(backend) == 4096 * 16
+        await backend.check_health()
+    assert paths == [METRICS_PATH, HEALTH_PATH]  # read once
+
+
+async def test_a_server_without_metrics_has_no_kv_capacity_and_is_not_asked_again() -> None:
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        return httpx.Response(404 if request.url.path == METRICS_PATH else 200, text="{}")
+
+    backend = _backend_on(handler)
+    async with backend:
+        await backend.check_health()
+        assert backend.kv_capacity_tokens() is None
+    assert paths == [METRICS_PATH, HEALTH_PATH]
+
+
+async def test_a_server_down_at_opening_is_read_at_its_first_passing_health_check() -> None:
+    up = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, text=VLLM_METRICS)
+
+    backend = _backend_on(handler)
+    async with backend:
+        assert backend.kv_capacity_tokens() is None
+        with pytest.raises(BackendError):
+            await backend.check_health()
+        up = True
+        await backend.check_health()
+        assert backend.kv_capacity_tokens() == 4096 * 16
+
+
+def _backend_on(handler: Handler) -> OpenAIBackend:
+    return OpenAIBackend(BASE, "tiny", transport=httpx.MockTransport(handler))
+
+
 # --- a real vLLM server ---------------------------------------------------------------
 
 def _running_requests(base_url: str) -> float:
@@ -312,6 +385,17 @@ def _running_requests(base_url: str) -> float:
 
 server_test = pytest.mark.openai_server
 asyncio_only = pytest.mark.parametrize("anyio_backend", ["asyncio"])
+
+
+@server_test
+async def test_a_real_server_says_how_many_tokens_its_kv_cache_holds(vllm_server: str) -> None:
+    page = httpx.get(f"{vllm_server}{METRICS_PATH}", timeout=5).text
+    blocks = re.search(r'^vllm:cache_config_info\{[^}]*num_gpu_blocks="(\d+)"', page, re.M)
+    size = re.search(r'^vllm:cache_config_info\{[^}]*block_size="(\d+)"', page, re.M)
+    assert blocks and size, "the server exports vllm:cache_config_info"
+    async with OpenAIBackend(vllm_server) as backend:
+        assert backend.kv_capacity_tokens() == int(blocks.group(1)) * int(size.group(1))
+        assert backend.kv_capacity_tokens() >= 2048  # one whole context, at least
 
 
 @server_test

@@ -22,8 +22,10 @@ from taskloom.backends.base import (
     Message,
     SamplingParams,
     collect,
+    kv_capacity_of,
 )
 from taskloom.backends.vllm_engine import VLLMBackend, to_vllm_sampling_params
+from taskloom.bench.calibrate import engine_limits
 from taskloom.errors import BackendError
 
 pytestmark = pytest.mark.anyio
@@ -84,6 +86,13 @@ def test_sampling_params_map_onto_vllm() -> None:
 async def test_engine_is_a_backend(engine: VLLMBackend) -> None:
     assert isinstance(engine, Backend)
     assert engine.capacity() == 16
+
+
+async def test_engine_says_how_many_tokens_its_kv_cache_holds(engine: VLLMBackend) -> None:
+    limits = engine_limits(engine)  # read off vLLM's own config, as calibration does
+    assert engine.kv_capacity_tokens() == limits.num_kv_blocks * limits.block_size
+    tokens = kv_capacity_of(engine)
+    assert tokens is not None and tokens >= 2048  # one whole context, at least
 
 
 async def test_prompt_streams_deltas_with_cumulative_token_counts(engine: VLLMBackend) -> None:
