@@ -96,7 +96,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     if args.out_dir is not None:
         args.out = args.out_dir
     if args.policies is None:
-        args.policies = {"run": POLICIES, "balance": ("fcfs", "plas-rr", "plas-ll", "plas"),
+        args.policies = {"run": POLICIES,
+                         "balance": ("fcfs", "plas-rr", "plas-ll", "plas-loc", "plas"),
                          "sweep": ("plas",), "report": POLICIES,
                          "regime": REGIME_POLICIES}[args.command]
     return args

@@ -10,7 +10,7 @@ from taskloom.backends.sim import QueuePolicy
 from taskloom.bench.autellix.oracle import program_oracle
 from taskloom.bench.workloads import Workload
 from taskloom.orchestrator.scheduler import ProgramAwareScheduler, SchedulerFactory
-from taskloom.orchestrator.scheduler.balancer import balancer_named
+from taskloom.orchestrator.scheduler.balancer import DEFAULT_BALANCER, balancer_named
 from taskloom.orchestrator.scheduler.program_aware import DEFAULT_MAX_IN_FLIGHT
 from taskloom.orchestrator.scheduler.queues import QueueConfig
 from taskloom.orchestrator.scheduler.registry import split_twin
@@ -22,7 +22,7 @@ class Variant:
 
     label: str
     policy: str
-    balancer: str = "locality"
+    balancer: str = DEFAULT_BALANCER
     max_in_flight: int | None = DEFAULT_MAX_IN_FLIGHT
     boundaries_s: tuple[float, ...] | None = None
     beta: float | None = None

@@ -212,6 +212,13 @@ _PLAIN_BALANCERS: dict[str, Callable[[], Balancer]] = {
 }
 BALANCER_NAMES = ("locality", *_PLAIN_BALANCERS)
 
+DEFAULT_BALANCER = "sticky-locality"
+"""What the program-aware policies route with. Sticky over plain locality: on four
+memory-bound engines (`h100-kv16k`) it sustained 1.53x plain locality's rate at the same
+mean latency (1.92x round-robin's), as a program's short calls no longer copy its context
+onto every engine; on four default H100s, not short of KV, its mean latency was 8% lower
+at the same rates. With one engine every balancer picks that engine."""
+
 
 def balancer_named(name: str, short_prompt_tokens: int = DEFAULT_SHORT_PROMPT_TOKENS) -> Balancer:
     if name == "locality":

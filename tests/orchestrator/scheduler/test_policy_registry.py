@@ -40,7 +40,7 @@ from taskloom.program.models import LLMNode, Program
 
 def test_every_policy_is_registered() -> None:
     assert {"fcfs", "plas", "atlas", "mlfq", "sjf-oracle", "atlas-rr", "plas-rr", "plas-ll",
-            "atlas-ll", "plas-sticky"} <= set(policy_names())
+            "atlas-ll", "plas-sticky", "plas-loc", "atlas-loc"} <= set(policy_names())
     assert DEFAULT_POLICY == "plas"
 
 
@@ -48,11 +48,12 @@ def test_every_policy_is_registered() -> None:
     ("name", "policy", "balancer"),
     [
         ("fcfs", "fcfs", RoundRobinBalancer),
-        ("atlas", "atlas", LocalityBalancer),
+        ("atlas", "atlas", StickyLocalityBalancer),
+        ("plas-loc", "plas", LocalityBalancer),
         ("plas-rr", "plas", RoundRobinBalancer),
         ("plas-ll", "plas", LeastLoadedBalancer),
         ("atlas-sticky", "atlas", StickyLocalityBalancer),
-        ("sjf-oracle", "sjf-oracle", LocalityBalancer),
+        ("sjf-oracle", "sjf-oracle", StickyLocalityBalancer),
     ],
 )
 def test_make_scheduler_builds_the_named_policy(
