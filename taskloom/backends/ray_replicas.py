@@ -1,0 +1,230 @@
+"""Engine replicas as Ray actors, behind taskloom's own router:
+
+    async with open_ray_replicas(2) as pool:      # a local Ray, two embedded engines
+        runtime = Runtime(pool)
+
+Each replica is an `EngineReplica` actor (`ray_actor.py`) running the in-process engine;
+the client side here is one `RayReplicaBackend` per actor, and the replicas form an
+`EnginePool` named `ray:replica-0`, ... . The pool probes each actor (`ping`), so a
+replica that dies is taken out of service, its calls resume on another from the text
+already generated, and a replica Ray restarts is used again once it answers.
+
+Ray places the actors: one GPU each on a cluster with GPUs, else one CPU core each. Ray
+is an optional extra (`pip install 'taskloom[ray]'`) and only these modules import it.
+Ray's async API runs on asyncio, so these backends run under anyio's asyncio backend.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, cast
+
+import anyio
+
+from taskloom.backends.base import Backend, Chunk, GenerateRequest
+from taskloom.backends.engine_pool import EnginePool
+from taskloom.backends.health import HealthSettings
+from taskloom.backends.lifecycle import ManagedBackend
+from taskloom.backends.ray_actor import EngineReplica, ReplicaLoad, ReplicaSpec
+from taskloom.errors import BackendError
+
+try:
+    import ray
+    import ray.exceptions
+except ImportError:  # the optional extra is not installed; `require_ray` says so
+    ray = None
+
+RAY_EXTRA_HINT = "Ray is not installed: pip install 'taskloom[ray]'"
+REPLICA_NAME = "ray:replica-{index}"
+# A killed replica is started again once by Ray; the pool's probe brings it back.
+REPLICA_RESTARTS = 1
+CLOSE_TIMEOUT_S = 30.0
+
+
+def require_ray() -> ModuleType:
+    """The `ray` module, or a `BackendError` naming the extra to install."""
+    if ray is None:
+        raise BackendError(RAY_EXTRA_HINT)
+    return cast(ModuleType, ray)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The resources Ray reserves for each replica."""
+
+    num_cpus: float
+    num_gpus: float
+
+    @staticmethod
+    def for_cluster(resources: dict[str, float]) -> Placement:
+        """One GPU per replica on a cluster that has GPUs, else one CPU core."""
+        if resources.get("GPU", 0.0) >= 1.0:
+            return Placement(num_cpus=0.0, num_gpus=1.0)
+        return Placement(num_cpus=1.0, num_gpus=0.0)
+
+    def describe(self) -> str:
+        return "one GPU" if self.num_gpus else "one CPU core"
+
+
+class RayReplicaBackend(ManagedBackend):
+    """The client side of one replica actor: `generate` maps the actor's stream to
+    chunks; cancelling it cancels the actor's stream (and so aborts the request in the
+    engine); an actor that dies or cannot be reached is a `BackendError`, which makes
+    the scheduler resume the call on another engine."""
+
+    name = "ray"
+    needs_open = False
+
+    def __init__(self, actor: Any, capacity: int, label: str) -> None:
+        self.actor = actor
+        self.label = label
+        self._capacity = capacity
+
+    def capacity(self) -> int:
+        return self._capacity
+
+    async def _open(self, context: AsyncExitStack) -> None:
+        """The actor is started by `open_ray_replicas`."""
+
+    async def _release(self) -> None:
+        """The actor is stopped by `open_ray_replicas`."""
+
+    async def check_health(self) -> None:
+        """Returns once the actor answers with its engine up (`HealthChecked`)."""
+        await self._call(self.actor.ping.remote())
+
+    async def load(self) -> ReplicaLoad:
+        return cast(ReplicaLoad, await self._call(self.actor.load.remote()))
+
+    async def generate(self, request: GenerateRequest) -> AsyncGenerator[Chunk, None]:
+        self._require_open()
+        stream = self.actor.generate.options(num_returns="streaming").remote(request)
+        finished = False
+        try:
+            while (ref := await self._call(_next_ref(stream))) is not None:
+                chunk = cast(Chunk, await self._call(ref))
+                finished = chunk.finished
+                yield chunk
+            finished = True
+        finally:
+            if not finished:
+                _cancel(stream)
+
+    async def _call(self, pending: Any) -> Any:
+        try:
+            return await pending
+        except ray.exceptions.RayError as error:
+            raise BackendError(f"{self.label}: {_reason(error)}") from error
+
+
+async def _next_ref(stream: Any) -> Any:
+    """The stream's next object ref, or None at its end."""
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+def _cancel(stream: Any) -> None:
+    try:
+        ray.cancel(stream)
+    except ray.exceptions.RayError:
+        pass  # the actor is gone, and its stream with it
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ray.exceptions.RayActorError):
+        return "the replica's Ray actor died or is restarting"
+    if isinstance(error, ray.exceptions.RayTaskError):
+        cause = error.cause
+        return f"the replica failed the call: {type(cause).__name__}: {cause}"
+    return f"{type(error).__name__}: {error}"
+
+
+@asynccontextmanager
+async def open_ray_replicas(
+    replicas: int,
+    address: str | None = None,
+    model: str | None = None,
+    *,
+    backend: str = "vllm",
+    health: HealthSettings | None = None,
+    wrap: Callable[[Backend], Backend] | None = None,
+    progress: Callable[[str], None] | None = None,
+    **engine_options: Any,
+) -> AsyncIterator[EnginePool]:
+    """An `EnginePool` of `replicas` engine actors on Ray.
+
+    Connects to the Ray cluster at `address` (None: the one `RAY_ADDRESS` names, else a
+    new local one), unless this process is connected already; shuts down only a
+    connection it made. Each actor opens `open_backend(backend, model=model,
+    **engine_options)`; `progress` is told as the engines start.
+    """
+    if replicas < 1:
+        raise ValueError(f"replicas must be at least 1, got {replicas}")
+    ray_module = require_ray()
+    say = progress or _ignore
+    async with AsyncExitStack() as stack:
+        if not ray_module.is_initialized():
+            say(f"connecting to Ray at {address}…" if address else "starting a local Ray…")
+            ray_module.init(address=address, include_dashboard=False,
+                            log_to_driver=False, configure_logging=False)
+            stack.callback(ray_module.shutdown)
+        placement = Placement.for_cluster(ray_module.cluster_resources())
+        spec = ReplicaSpec(backend, model, dict(engine_options))
+        say(f"starting {replicas} {backend} replica(s) on Ray, {placement.describe()} each…")
+        actors = [_start_actor(ray_module, spec, placement) for _ in range(replicas)]
+        for actor in actors:
+            stack.push_async_callback(_stop_actor, ray_module, actor)
+        capacities = await _wait_ready(actors, say)
+        names = [REPLICA_NAME.format(index=i) for i in range(replicas)]
+        backends = [RayReplicaBackend(actor, capacity, name)
+                    for actor, capacity, name in zip(actors, capacities, names, strict=True)]
+        async with EnginePool(backends, names=names, health=health, wrap=wrap) as pool:
+            yield pool
+
+
+def _start_actor(ray_module: ModuleType, spec: ReplicaSpec, placement: Placement) -> Any:
+    remote_class = ray_module.remote(EngineReplica)
+    return remote_class.options(
+        num_cpus=placement.num_cpus, num_gpus=placement.num_gpus,
+        max_restarts=REPLICA_RESTARTS, max_task_retries=0,
+    ).remote(spec)
+
+
+async def _wait_ready(actors: Sequence[Any], say: Callable[[str], None]) -> list[int]:
+    """Each actor's capacity, once its engine is up."""
+    began = time.monotonic()
+    capacities = [0] * len(actors)
+
+    async def open_one(index: int) -> None:
+        try:
+            capacities[index] = await actors[index].open.remote()
+        except ray.exceptions.RayError as error:
+            raise BackendError(
+                f"{REPLICA_NAME.format(index=index)} failed to start: {_reason(error)}"
+            ) from error
+        say(f"{REPLICA_NAME.format(index=index)} ready in {time.monotonic() - began:.0f} s")
+
+    async with anyio.create_task_group() as group:
+        for index in range(len(actors)):
+            group.start_soon(open_one, index)
+    return capacities
+
+
+async def _stop_actor(ray_module: ModuleType, actor: Any) -> None:
+    """Stop the actor's engine cleanly if it answers, then end the actor."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT_S):
+        try:
+            await actor.close.remote()
+        except ray.exceptions.RayError:
+            pass  # dead already
+    ray_module.kill(actor)
+
+
+def _ignore(line: str) -> None:
+    """No progress lines."""
