@@ -16,6 +16,8 @@ Ray's async API runs on asyncio, so these backends run under anyio's asyncio bac
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -32,12 +34,6 @@ from taskloom.backends.lifecycle import ManagedBackend
 from taskloom.backends.ray_actor import EngineReplica, ReplicaLoad, ReplicaSpec
 from taskloom.errors import BackendError
 
-try:
-    import ray
-    import ray.exceptions
-except ImportError:  # the optional extra is not installed; `require_ray` says so
-    ray = None
-
 RAY_EXTRA_HINT = "Ray is not installed: pip install 'taskloom[ray]'"
 REPLICA_NAME = "ray:replica-{index}"
 # A killed replica is started again once by Ray; the pool's probe brings it back.
@@ -46,10 +42,14 @@ CLOSE_TIMEOUT_S = 30.0
 
 
 def require_ray() -> ModuleType:
-    """The `ray` module, or a `BackendError` naming the extra to install."""
-    if ray is None:
-        raise BackendError(RAY_EXTRA_HINT)
-    return cast(ModuleType, ray)
+    """The `ray` module, or a `BackendError` naming the extra to install. Imported on
+    first use, as vLLM is: importing taskloom must not pay about a second for Ray."""
+    try:
+        ray = importlib.import_module("ray")
+        importlib.import_module("ray.exceptions")
+    except ImportError as error:
+        raise BackendError(f"{RAY_EXTRA_HINT} ({error})") from None
+    return ray
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class RayReplicaBackend(ManagedBackend):
     def __init__(self, actor: Any, capacity: int, label: str) -> None:
         self.actor = actor
         self.label = label
+        self._ray = require_ray()
         self._capacity = capacity
 
     def capacity(self) -> int:
@@ -112,12 +113,14 @@ class RayReplicaBackend(ManagedBackend):
             finished = True
         finally:
             if not finished:
-                _cancel(stream)
+                # A dead actor took its stream along: nothing is left to cancel.
+                with contextlib.suppress(self._ray.exceptions.RayError):
+                    self._ray.cancel(stream)
 
     async def _call(self, pending: Any) -> Any:
         try:
             return await pending
-        except ray.exceptions.RayError as error:
+        except self._ray.exceptions.RayError as error:
             raise BackendError(f"{self.label}: {_reason(error)}") from error
 
 
@@ -129,14 +132,8 @@ async def _next_ref(stream: Any) -> Any:
         return None
 
 
-def _cancel(stream: Any) -> None:
-    try:
-        ray.cancel(stream)
-    except ray.exceptions.RayError:
-        pass  # the actor is gone, and its stream with it
-
-
 def _reason(error: Exception) -> str:
+    ray = require_ray()
     if isinstance(error, ray.exceptions.RayActorError):
         return "the replica's Ray actor died or is restarting"
     if isinstance(error, ray.exceptions.RayTaskError):
@@ -204,7 +201,7 @@ async def _wait_ready(actors: Sequence[Any], say: Callable[[str], None]) -> list
     async def open_one(index: int) -> None:
         try:
             capacities[index] = await actors[index].open.remote()
-        except ray.exceptions.RayError as error:
+        except require_ray().exceptions.RayError as error:
             raise BackendError(
                 f"{REPLICA_NAME.format(index=index)} failed to start: {_reason(error)}"
             ) from error
@@ -218,11 +215,10 @@ async def _wait_ready(actors: Sequence[Any], say: Callable[[str], None]) -> list
 
 async def _stop_actor(ray_module: ModuleType, actor: Any) -> None:
     """Stop the actor's engine cleanly if it answers, then end the actor."""
-    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT_S):
-        try:
-            await actor.close.remote()
-        except ray.exceptions.RayError:
-            pass  # dead already
+    # A dead actor fails the close: nothing is left to stop.
+    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT_S), \
+            contextlib.suppress(ray_module.exceptions.RayError):
+        await actor.close.remote()
     ray_module.kill(actor)
 
 
