@@ -12,6 +12,7 @@ Nothing here imports Ray: `ray_replicas.py` makes this class remote.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -44,7 +45,8 @@ class ReplicaLoad:
 
 @runtime_checkable
 class CountsRequests(Protocol):
-    """An engine that can say how many requests it still tracks (`VLLMBackend`)."""
+    """An engine that can say how many requests it still tracks (`VLLMBackend`, and the
+    scripted double)."""
 
     def num_unfinished_requests(self) -> int: ...
 
@@ -66,6 +68,10 @@ class EngineReplica:
 
     async def ping(self) -> None:
         await self._engine()
+
+    async def process_id(self) -> int:
+        """The actor's process (its engine's processes are its children)."""
+        return os.getpid()
 
     async def load(self) -> ReplicaLoad:
         backend = self._backend
