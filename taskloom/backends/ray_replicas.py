@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -68,6 +69,16 @@ class Placement:
 
     def describe(self) -> str:
         return "one GPU" if self.num_gpus else "one CPU core"
+
+    def engine_env(self) -> dict[str, str]:
+        """The environment each replica's engine starts with. On CPUs: one OpenMP
+        thread, unbound, because vLLM's CPU build would otherwise bind every replica's
+        threads to the same cores. A value exported here wins."""
+        if self.num_gpus:
+            return {}
+        wanted = {"VLLM_CPU_OMP_THREADS_BIND": "nobind",
+                  "OMP_NUM_THREADS": str(max(1, int(self.num_cpus)))}
+        return {name: value for name, value in wanted.items() if name not in os.environ}
 
 
 class RayReplicaBackend(ManagedBackend):
@@ -190,6 +201,7 @@ def _start_actor(ray_module: ModuleType, spec: ReplicaSpec, placement: Placement
     return remote_class.options(
         num_cpus=placement.num_cpus, num_gpus=placement.num_gpus,
         max_restarts=REPLICA_RESTARTS, max_task_retries=0,
+        runtime_env={"env_vars": placement.engine_env()},
     ).remote(spec)
 
 

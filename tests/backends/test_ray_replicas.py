@@ -178,6 +178,17 @@ def test_replicas_take_a_gpu_each_where_the_cluster_has_gpus() -> None:
     assert Placement.for_cluster({"CPU": 2.0}).describe() == "one CPU core"
 
 
+def test_cpu_replicas_get_one_unbound_thread_unless_the_user_chose(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cpu = Placement(num_cpus=1.0, num_gpus=0.0)
+    assert cpu.engine_env() == {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "0-1")
+    assert cpu.engine_env() == {"OMP_NUM_THREADS": "1"}
+    assert Placement(num_cpus=0.0, num_gpus=1.0).engine_env() == {}
+
+
 def test_without_ray_installed_the_error_names_the_extra(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail

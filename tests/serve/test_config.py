@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from serve_harness import subprocess_env, taskloom
 
-from taskloom.backends.sim.profiles import H100_LLAMA3_8B_ENGINE
 from taskloom.backends.pool_choice import RaySettings
+from taskloom.backends.sim.profiles import H100_LLAMA3_8B_ENGINE
 from taskloom.serve.config import ServeConfig, ServeConfigError, is_loopback, tenant_id
 
 
