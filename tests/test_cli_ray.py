@@ -3,6 +3,7 @@ that do not mix exit 2 with a message, before any engine or Ray starts."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,18 @@ def test_the_help_teaches_the_ray_spelling() -> None:
     assert done.exit_code == 0
     for option in ("--ray", "--ray-address", "--replicas"):
         assert option in done.stdout
+
+
+def test_run_with_ray_spreads_a_spec_over_two_scripted_replicas(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: two\nnodes:\n  a: {kind: llm, prompt: hi}\n"
+                    "  b: {kind: llm, prompt: there}\noutputs: {a: \"{{ a }}\", b: \"{{ b }}\"}\n")
+    done = runner.invoke(app, ["run", str(spec), "--json", "--backend", "scripted", "--ray",
+                               "--replicas", "2"],
+                         env={"TASKLOOM_HOME": str(tmp_path / "home")})
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["outputs"] == {"a": "ok", "b": "ok"}  # the scripted engine's answer
+    engines = report["engines"]["engines"]
+    assert [engine["name"] for engine in engines] == ["ray:replica-0", "ray:replica-1"]
+    assert sum(engine["calls"] for engine in engines) == 2
