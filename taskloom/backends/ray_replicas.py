@@ -206,22 +206,18 @@ def _start_actor(ray_module: ModuleType, spec: ReplicaSpec, placement: Placement
 
 
 async def _wait_ready(actors: Sequence[Any], say: Callable[[str], None]) -> list[int]:
-    """Each actor's capacity, once its engine is up."""
+    """Each actor's capacity, once its engine is up. Every engine starts at once (the
+    calls are sent before any is awaited); a line is said as each is awaited."""
     began = time.monotonic()
-    capacities = [0] * len(actors)
-
-    async def open_one(index: int) -> None:
+    opening = [actor.open.remote() for actor in actors]
+    capacities = []
+    for index, pending in enumerate(opening):
+        name = REPLICA_NAME.format(index=index)
         try:
-            capacities[index] = await actors[index].open.remote()
+            capacities.append(int(await pending))
         except require_ray().exceptions.RayError as error:
-            raise BackendError(
-                f"{REPLICA_NAME.format(index=index)} failed to start: {_reason(error)}"
-            ) from error
-        say(f"{REPLICA_NAME.format(index=index)} ready in {time.monotonic() - began:.0f} s")
-
-    async with anyio.create_task_group() as group:
-        for index in range(len(actors)):
-            group.start_soon(open_one, index)
+            raise BackendError(f"{name} failed to start: {_reason(error)}") from error
+        say(f"{name} ready after {time.monotonic() - began:.0f} s")
     return capacities
 
 

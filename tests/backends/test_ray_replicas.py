@@ -197,6 +197,14 @@ def test_without_ray_installed_the_error_names_the_extra(
 
 
 @pytest.mark.anyio
+async def test_a_replica_whose_engine_cannot_start_stops_the_pool_from_opening(
+        local_ray: ModuleType) -> None:
+    with pytest.raises(BackendError, match=r"ray:replica-0 failed to start: .*no_such_option"):
+        async with open_ray_replicas(1, backend="scripted", no_such_option=1):
+            pass
+
+
+@pytest.mark.anyio
 async def test_zero_replicas_are_refused_before_ray_starts() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         async with open_ray_replicas(0, backend="scripted"):
