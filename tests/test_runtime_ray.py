@@ -1,11 +1,12 @@
 """A runtime over two embedded vLLM replicas as Ray actors, on a local Ray the test
 starts (float32, greedy): eight parallel calls use both replicas with the answers one
-replica gives alone; a replica `ray.kill`ed mid-run has its calls finish on the other
-with those same answers; killing every replica is an engine error that keeps the
-finished nodes.
+replica gives alone; a cancelled call is aborted in the replica's vLLM engine; a replica
+Ray restarts after `ray.kill` starts its engine again and is used again; a replica
+`ray.kill`ed for good mid-run has its calls finish on the other with those same
+answers; killing every replica is an engine error that keeps the finished nodes.
 
 Run alone: `pytest -m ray tests/test_runtime_ray.py` (starting the two engines takes
-about 80 s on two cores).
+about 100 s on two shared cores).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from typing import Any
 import anyio
 import pytest
 
+from taskloom.backends.base import GenerateRequest, Message, SamplingParams, collect
 from taskloom.backends.engine_pool import EnginePool
 from taskloom.backends.health import HealthSettings
+from taskloom.backends.ray_actor import ReplicaLoad
 from taskloom.backends.ray_replicas import RayReplicaBackend, open_ray_replicas, require_ray
 from taskloom.orchestrator.events import NodeEvent
 from taskloom.orchestrator.result import NodeStatus, RunResult, RunStatus
@@ -109,6 +112,43 @@ async def test_eight_parallel_calls_use_both_replicas_with_the_single_engine_ans
     assert all(use.calls >= 1 for use in uses), uses
     assert sum(use.calls for use in uses) == len(QUESTIONS)
     assert result.outputs == single_engine_answers
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_call_is_aborted_in_the_replicas_vllm_engine(
+        pool: EnginePool) -> None:
+    backend = pool.engines[0].backend.inner
+    assert isinstance(backend, RayReplicaBackend)
+    request = GenerateRequest("long", SamplingParams(max_tokens=400), messages=(
+        Message("user", "Write a long story about a lighthouse."),))
+    stream = backend.generate(request)
+    first = await anext(stream)
+    assert not first.finished, first
+    assert (await backend.load()).engine_requests == 1
+    await stream.aclose()
+    with anyio.fail_after(60):
+        while (await backend.load()) != ReplicaLoad(streams=0, engine_requests=0):
+            await anyio.sleep(0.05)
+
+
+@pytest.mark.anyio
+async def test_a_replica_ray_restarts_starts_its_engine_again_and_is_used_again(
+        pool: EnginePool) -> None:
+    ray = require_ray()
+    backend = pool.engines[0].backend.inner
+    assert isinstance(backend, RayReplicaBackend)
+    request = GenerateRequest("again", SamplingParams(max_tokens=16),
+                              prompt="The capital of France is")
+    before = (await collect(backend.generate(request))).text
+    first_process = await backend.actor.process_id.remote()
+    ray.kill(backend.actor, no_restart=False)
+    with anyio.fail_after(WAIT_S):
+        while pool.in_service()[0]:  # the probes, every second, see it go
+            await anyio.sleep(0.05)
+        while not pool.in_service()[0]:  # and come back once its engine is up
+            await anyio.sleep(0.5)
+    assert await backend.actor.process_id.remote() != first_process
+    assert (await collect(backend.generate(request))).text == before
 
 
 @pytest.mark.anyio
