@@ -51,6 +51,11 @@ def with_engines(start: EngineStart, urls: list[str] | None) -> EngineStart:
                    options={**start.options, "engines": list(urls)})
 
 
+def _progress(line: str) -> None:
+    """Lines said while the replicas start."""
+    typer.echo(line, err=True)
+
+
 def _refuse(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
@@ -97,7 +102,7 @@ def ray_options(ray: bool, address: str | None, replicas: int | None,
                 "replica (give several as --engine URL)")
     if replicas is not None and replicas < 1:
         _refuse(f"--replicas must be at least 1, got {replicas}")
-    return {"ray": address or True, "replicas": replicas or 1}
+    return {"ray": address or True, "replicas": replicas or 1, "progress": _progress}
 
 
 def with_ray(start: EngineStart, options: dict[str, Any]) -> EngineStart:

@@ -55,3 +55,4 @@ def test_run_with_ray_spreads_a_spec_over_two_scripted_replicas(tmp_path: Path) 
     engines = report["engines"]["engines"]
     assert [engine["name"] for engine in engines] == ["ray:replica-0", "ray:replica-1"]
     assert sum(engine["calls"] for engine in engines) == 2
+    assert "ray:replica-1 ready after" in done.stderr  # a line as each engine is up
