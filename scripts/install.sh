@@ -87,11 +87,11 @@ install_taskloom() {
     local digest
     digest=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$digest" ] && has_module taskloom; then
-        skip "taskloom (editable, with dev tools)"
+        skip "taskloom (editable, with dev tools and Ray)"
         return
     fi
-    step "installing taskloom in editable mode with dev tools"
-    pip_quiet install -e '.[dev]'
+    step "installing taskloom in editable mode with dev tools and Ray"
+    pip_quiet install -e '.[dev,ray]'
     echo "$digest" > "$STAMP"
 }
 

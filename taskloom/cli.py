@@ -24,7 +24,17 @@ from taskloom.cli_budget import (
     prices_from_option,
 )
 from taskloom.cli_engine import DtypeOpt, EngineStart, TraceOpt, engine_start
-from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url, with_engines
+from taskloom.cli_engines import (
+    EngineUrlsOpt,
+    RayAddressOpt,
+    RayOpt,
+    ReplicasOpt,
+    engines_backend,
+    first_url,
+    ray_options,
+    with_engines,
+    with_ray,
+)
 from taskloom.cli_mcp import mcp, with_declared_servers
 from taskloom.cli_render import LiveProgress, print_run_result, run_result_json, strict_json
 from taskloom.cli_serve import register_commands
@@ -233,6 +243,9 @@ def run(
     ] = None,
     dtype: DtypeOpt = None,
     engine_urls: EngineUrlsOpt = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    replicas: ReplicasOpt = None,
     budget: BudgetOpt = None,
     prices: PricesOpt = None,
     trace: TraceOpt = False,
@@ -246,7 +259,8 @@ def run(
     """
     backend = BackendName(engines_backend(backend, base_url, engine_urls))
     _check_run_options(timeout, backend, base_url or first_url(engine_urls))
-    engine = with_engines(engine_start(backend, dtype), engine_urls)
+    on_ray = ray_options(ray, ray_address, replicas, engine_urls, base_url, backend)
+    engine = with_ray(with_engines(engine_start(backend, dtype), engine_urls), on_ray)
     limits = budget_from_options(budget)
     tools = _registry(spec, tools_root, allow_host, allow_import)
     graph = _check(spec, tools)

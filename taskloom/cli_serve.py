@@ -20,7 +20,15 @@ from taskloom.backends.factory import (
 )
 from taskloom.cli_budget import BudgetOpt, PricesOpt, budget_from_options, prices_from_option
 from taskloom.cli_engine import TraceOpt
-from taskloom.cli_engines import EngineUrlsOpt, engines_backend, first_url
+from taskloom.cli_engines import (
+    EngineUrlsOpt,
+    RayAddressOpt,
+    RayOpt,
+    ReplicasOpt,
+    engines_backend,
+    first_url,
+    ray_options,
+)
 from taskloom.cli_runs import (
     EXIT_BAD_INPUT,
     EXIT_BY_STATUS,
@@ -91,6 +99,9 @@ def serve(
     max_input_bytes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_input_bytes,
     max_nodes: Annotated[int, typer.Option(min=1)] = _LIMITS.max_nodes,
     engine_urls: EngineUrlsOpt = None,
+    ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    replicas: ReplicasOpt = None,
     budget: BudgetOpt = None,
     prices: PricesOpt = None,
     trace: TraceOpt = False,
@@ -100,13 +111,14 @@ def serve(
     Runs survive a crash: each finished node is in the store, and a restarted server
     resumes the runs that were running. API docs at /docs."""
     backend = engines_backend(backend, base_url, engine_urls)
+    ray_options(ray, ray_address, replicas, engine_urls, base_url, backend)  # exits if they clash
     try:
         servers = read_mcp_config(mcp_config).mcp_servers if mcp_config else {}
     except ValueError as exc:
         raise fail(str(exc)) from None
     config = ServeConfig(
         host=host, port=port, backend=backend, model=model, base_url=base_url, policy=policy,
-        engines=tuple(engine_urls or ()),
+        engines=tuple(engine_urls or ()), ray=ray, ray_address=ray_address, replicas=replicas,
         sim_speed=sim_speed, sim_stream_interval=sim_stream_interval, dtype=dtype,
         store=store, specs=specs, api_keys=tuple(api_key or ()) + keys_from_env(),
         allow_import_tools=allow_import_tools, allow_import=tuple(allow_import or ()),

@@ -15,8 +15,9 @@ from typing import Any
 import anyio
 
 from taskloom.backends.base import Backend
-from taskloom.backends.engine_pool import EnginePool, open_engines
-from taskloom.backends.factory import BackendName, BackendSettingsError, open_backend
+from taskloom.backends.engine_pool import EnginePool
+from taskloom.backends.factory import BackendName, open_backend
+from taskloom.backends.pool_choice import RaySettings, open_pool
 from taskloom.errors import ToolError
 from taskloom.orchestrator.budget_meter import BudgetMeter
 from taskloom.orchestrator.certainty import CertaintyAllocator, CertaintyAwareScheduler
@@ -118,23 +119,26 @@ class Runtime:
         budget: Budget | None = None,
         prices: PriceTable | None = None,
         trace: bool | None = None,
+        ray: bool | str | None = None,
+        replicas: int | None = None,
         **backend_options: Any,
     ) -> AsyncIterator[Runtime]:
         """Open the backend by name, and close it when the block ends.
 
         `sample_slots`: see `shared_sample_pool`; None leaves each self-consistency
         node sampling on its own. `engines`: the URLs of several OpenAI-compatible
-        servers ("openai" only, instead of `base_url`), opened as one `EnginePool`. The
+        servers ("openai" only, instead of `base_url`), opened as one `EnginePool`.
+        `ray`: True or a Ray address (True: `RAY_ADDRESS`, else a local Ray); the
+        backend then runs as `replicas` Ray actors (default 1), one `EnginePool`, each
+        replica opened with `model` and `backend_options`. The
         MCP servers programs declare are opened as first needed and closed with the
         runtime. `trace`: send every run's spans over OTLP/HTTP (to
         OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4318); None: only when that
         variable is set."""
-        if engines:
-            if backend != BackendName.OPENAI or base_url:
-                raise BackendSettingsError("engines= are OpenAI-compatible servers: use "
-                                           "backend 'openai' and no base_url")
-            async with open_engines(engines, model=model, **backend_options) as pool, \
-                    SourceConnections.open() as sources:
+        pool_to_open = open_pool(backend, model=model, base_url=base_url, engines=engines,
+                                 ray=RaySettings.of(ray, replicas), **backend_options)
+        if pool_to_open is not None:
+            async with pool_to_open as pool, SourceConnections.open() as sources:
                 tracer = open_tracer(trace, default_model=model)
                 try:
                     yield cls(pool, tools=tools, store=store, policy=policy,

@@ -52,6 +52,10 @@ class ScriptedBackend(ManagedBackend):
     def capacity(self) -> int:
         return self.max_in_flight
 
+    def num_unfinished_requests(self) -> int:
+        """Requests in flight now (as `VLLMBackend` reports its engine's)."""
+        return len(self.in_flight)
+
     async def _open(self, context: AsyncExitStack) -> None:
         """Nothing to start."""
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from taskloom.backends.pool_choice import RaySettings
 from taskloom.backends.sim.profiles import H100_LLAMA3_8B_ENGINE
 from taskloom.orchestrator.prices import PriceTable
 from taskloom.program.budget import Budget
@@ -48,6 +49,11 @@ class ServeConfig:
     model: str | None = None
     base_url: str | None = None
     engines: tuple[str, ...] = ()  # several OpenAI-compatible engines (--engine)
+    # The engine as Ray actors (--ray): how many, and the cluster (None: RAY_ADDRESS, else
+    # a local Ray).
+    ray: bool = False
+    ray_address: str | None = None
+    replicas: int | None = None
     policy: str | None = None
     # The simulated engine's speed against the wall clock (sim backend only).
     sim_speed: float = 1.0
@@ -97,6 +103,23 @@ class ServeConfig:
                                    "--backend sim only")
         if self.dtype is not None and self.backend != "vllm":
             raise ServeConfigError("--dtype is for --backend vllm only")
+        if self.ray_address is not None and not self.ray:
+            raise ServeConfigError("--ray-address is for --ray only")
+        if self.replicas is not None and not self.ray:
+            raise ServeConfigError("--replicas are Ray actors: give --ray too")
+        if self.ray and self.engines:
+            raise ServeConfigError("--ray and --engine do not mix: pick the Ray replicas "
+                                   "or the servers")
+        if self.ray and self.backend == "openai":
+            raise ServeConfigError("--ray replicas run the in-process engine; an OpenAI "
+                                   "server is not a replica (give several as --engine URL)")
+        if self.replicas is not None and self.replicas < 1:
+            raise ServeConfigError(f"--replicas must be at least 1, got {self.replicas}")
+
+    def ray_settings(self) -> RaySettings | None:
+        if not self.ray:
+            return None
+        return RaySettings.of(self.ray_address or True, self.replicas)
 
     def backend_options(self) -> dict[str, Any]:
         """What `open_backend` gets besides the model and URL."""

@@ -1,6 +1,6 @@
 """The server's Prometheus metrics: runs by status, calls queued per scheduler level and
 in flight, preemptions, tokens, node latency, and what finished runs used (their
-accounting, and how many stopped at a budget); with several engines (`--engine`), each
+accounting, and how many stopped at a budget); with several engines (`--engine`, `--ray`), each
 engine's health, load and prefix-hit rate, and the calls moved off failed engines. Each
 server has its own registry."""
 

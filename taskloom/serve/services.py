@@ -4,14 +4,16 @@ policy), the run store, the metrics and the runs in flight."""
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import ModuleType
 
 from taskloom.backends.base import Backend
-from taskloom.backends.engine_pool import EnginePool, open_engines
+from taskloom.backends.engine_pool import EnginePool
 from taskloom.backends.factory import open_backend
+from taskloom.backends.pool_choice import open_pool
 from taskloom.orchestrator.scheduler.registry import DEFAULT_POLICY
 from taskloom.orchestrator.store import RunStore
 from taskloom.runtime import Runtime
@@ -66,14 +68,16 @@ async def open_services(config: ServeConfig) -> AsyncIterator[Services]:
 async def _open_engines(
     config: ServeConfig, metrics: ServeMetrics
 ) -> AsyncIterator[Backend | EnginePool]:
-    """The one engine, or the pool of `--engine`s, each metered."""
+    """The one engine, or the pool of `--engine`s or `--ray` replicas, each metered."""
     def metered(engine: Backend) -> Backend:
         return MeteredBackend(engine, metrics)
 
-    opened: AbstractAsyncContextManager[Backend | EnginePool]
-    if config.engines:
-        opened = open_engines(config.engines, model=config.model, wrap=metered)
-    else:
+    opened: AbstractAsyncContextManager[Backend | EnginePool] | None
+    ray = config.ray_settings()
+    opened = open_pool(config.backend, model=config.model, base_url=config.base_url,
+                       engines=config.engines, ray=ray, wrap=metered, progress=_say,
+                       **(config.backend_options() if ray else {}))
+    if opened is None:
         opened = open_backend(config.backend, model=config.model, base_url=config.base_url,
                               **config.backend_options())
     async with opened as engines:
@@ -82,6 +86,10 @@ async def _open_engines(
             yield engines
         else:
             yield metered(engines)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def server_tools(config: ServeConfig) -> ToolRegistry:

@@ -48,6 +48,8 @@ class Server:
     engine: list[str] = field(default_factory=lambda: ["--backend", "scripted"])
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    start_timeout_s: float = START_TIMEOUT_S
+    stop_timeout_s: float = 15.0
 
     @property
     def url(self) -> str:
@@ -62,7 +64,7 @@ class Server:
                      *self.args),
             cwd=self.workdir, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log()}")
@@ -84,7 +86,7 @@ class Server:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=self.stop_timeout_s)
             except subprocess.TimeoutExpired:
                 self.kill()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from serve_harness import subprocess_env, taskloom
 
+from taskloom.backends.pool_choice import RaySettings
 from taskloom.backends.sim.profiles import H100_LLAMA3_8B_ENGINE
 from taskloom.serve.config import ServeConfig, ServeConfigError, is_loopback, tenant_id
 
@@ -75,12 +76,24 @@ def test_the_sim_backend_is_the_simulated_h100_at_the_given_speed() -> None:
     (ServeConfig(backend="sim", sim_stream_interval=0), "--sim-stream-interval must be at"),
     (ServeConfig(backend="scripted", sim_speed=2.0), "for --backend sim only"),
     (ServeConfig(backend="sim", dtype="float32"), "--dtype is for --backend vllm only"),
+    (ServeConfig(replicas=2), "--replicas are Ray actors: give --ray too"),
+    (ServeConfig(ray_address="auto"), "--ray-address is for --ray only"),
+    (ServeConfig(ray=True, replicas=0), "--replicas must be at least 1"),
+    (ServeConfig(ray=True, backend="openai", engines=("http://a",)), "do not mix"),
+    (ServeConfig(ray=True, backend="openai", base_url="http://a"), "not a replica"),
 ])
 def test_engine_options_for_another_backend_or_out_of_range_are_refused(
     config: ServeConfig, message: str
 ) -> None:
     with pytest.raises(ServeConfigError, match=message):
         config.check()
+
+
+def test_ray_settings_carry_the_address_and_the_replicas() -> None:
+    assert ServeConfig().ray_settings() is None
+    assert ServeConfig(ray=True).ray_settings() == RaySettings(1, None)
+    assert ServeConfig(ray=True, ray_address="auto", replicas=3).ray_settings() == \
+        RaySettings(3, "auto")
 
 
 def test_serve_refuses_a_sim_speed_for_another_backend_before_it_starts(tmp_path: Path) -> None:
