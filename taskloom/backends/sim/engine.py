@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from taskloom.backends.sim.config import SimEngineConfig
 from taskloom.backends.sim.cost import StepBatch, StepCostModel
@@ -33,9 +34,10 @@ from taskloom.backends.sim.warm_pins import WarmPins
 from taskloom.errors import BackendError
 
 
-@dataclass(frozen=True)
-class ScheduledWork:
-    """One request's share of a step: `num_tokens` new tokens on top of its context."""
+class ScheduledWork(NamedTuple):
+    """One request's share of a step: `num_tokens` new tokens on top of its context.
+    (A named tuple: the engine makes one per running request per step, and a tuple is
+    the cheapest immutable record to build.)"""
 
     request: SimRequest
     num_tokens: int
@@ -56,28 +58,42 @@ class StepPlan:
 
 @dataclass
 class _StepDraft:
+    """The step being scheduled. The batch's sums are kept as work is added and dropped
+    (integers, so the order of additions cannot change them)."""
+
     budget: int
     work: list[ScheduledWork] = field(default_factory=list)
     preempted: bool = False
+    prefill_tokens: int = 0
+    decode_seqs: int = 0
+    context_tokens: int = 0
 
     def add(self, request: SimRequest, num_tokens: int) -> None:
-        context = request.num_computed_tokens + num_tokens
-        self.work.append(ScheduledWork(request, num_tokens, request.is_decoding, context))
+        computed = request.num_computed_tokens
+        # `SimRequest.is_decoding`, inlined: this runs for every running request each step.
+        is_decode = request.num_output_tokens > 0 and len(request.tokens) - computed == 1
+        context = computed + num_tokens
+        self.work.append(ScheduledWork(request, num_tokens, is_decode, context))
         self.budget -= num_tokens
+        self._count(num_tokens, is_decode, context, 1)
 
     def drop(self, request: SimRequest) -> None:
         for index, work in enumerate(self.work):
             if work.request is request:
                 self.budget += work.num_tokens
                 del self.work[index]
+                self._count(work.num_tokens, work.is_decode, work.context_tokens, -1)
                 return
 
+    def _count(self, num_tokens: int, is_decode: bool, context: int, sign: int) -> None:
+        if is_decode:
+            self.decode_seqs += sign
+        else:
+            self.prefill_tokens += sign * num_tokens
+        self.context_tokens += sign * context
+
     def batch(self) -> StepBatch:
-        return StepBatch(
-            prefill_tokens=sum(w.num_tokens for w in self.work if not w.is_decode),
-            decode_seqs=sum(1 for w in self.work if w.is_decode),
-            context_tokens=sum(w.context_tokens for w in self.work),
-        )
+        return StepBatch(self.prefill_tokens, self.decode_seqs, self.context_tokens)
 
 
 class SimEngine:
@@ -148,9 +164,10 @@ class SimEngine:
         self._tally.busy_s += plan.seconds
         self._tally.prefill_tokens += plan.batch.prefill_tokens
         advanced: list[SimRequest] = []
+        running = RequestStatus.RUNNING
         for work in plan.work:
             # A request aborted while its step ran has already given its blocks back.
-            if work.request.status is RequestStatus.RUNNING and self._advance(work):
+            if work.request.status is running and self._advance(work):
                 advanced.append(work.request)
         return advanced
 
@@ -182,13 +199,18 @@ class SimEngine:
             )
 
     def _schedule_running(self, draft: _StepDraft) -> None:
+        block_size = self.kv.block_size
+        running = RequestStatus.RUNNING
         for request in list(self.running):
             if draft.budget <= 0:
                 return
-            if request.status is not RequestStatus.RUNNING:
+            if request.status is not running:
                 continue  # preempted earlier in this loop
-            num_tokens = min(request.num_uncomputed_tokens, draft.budget)
-            if not self._grow_or_preempt(request, num_tokens, draft):
+            computed = request.num_computed_tokens
+            num_tokens = min(len(request.tokens) - computed, draft.budget)
+            # Most decode steps: the last block still has room, nothing to allocate.
+            fits = computed + num_tokens <= len(request.blocks) * block_size
+            if not (fits or self._grow_or_preempt(request, num_tokens, draft)):
                 return
             draft.add(request, num_tokens)
 
@@ -269,12 +291,13 @@ class SimEngine:
     def _advance(self, work: ScheduledWork) -> bool:
         request = work.request
         request.num_computed_tokens += work.num_tokens
-        self._remember_full_blocks(request)
-        if request.num_uncomputed_tokens > 0:
+        if request.num_computed_tokens // self.kv.block_size != request.num_remembered_blocks:
+            self._remember_full_blocks(request)  # not the common decode step: a block filled
+        if len(request.tokens) > request.num_computed_tokens:
             return False  # a prefill chunk short of the end samples nothing
         request.append_output_token()
         self._tally.generated_tokens += 1
-        if request.is_complete:
+        if request.num_output_tokens >= request.target_output_tokens:
             self._finish(request)
         return True
 
