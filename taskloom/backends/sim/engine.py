@@ -29,6 +29,7 @@ from taskloom.backends.sim.decode_run import (
 from taskloom.backends.sim.kv_cache import KVBlock, KVCache
 from taskloom.backends.sim.request import RequestStatus, SimRequest
 from taskloom.backends.sim.stats import SimStats, StatsTally
+from taskloom.backends.sim.tokens import FILLER_TOKEN_ID
 from taskloom.backends.sim.waiting import make_waiting_queue
 from taskloom.backends.sim.warm_pins import WarmPins
 from taskloom.errors import BackendError
@@ -56,6 +57,9 @@ class StepPlan:
         return not self.work
 
 
+_new_work = tuple.__new__
+
+
 @dataclass
 class _StepDraft:
     """The step being scheduled. The batch's sums are kept as work is added and dropped
@@ -73,24 +77,26 @@ class _StepDraft:
         # `SimRequest.is_decoding`, inlined: this runs for every running request each step.
         is_decode = request.num_output_tokens > 0 and len(request.tokens) - computed == 1
         context = computed + num_tokens
-        self.work.append(ScheduledWork(request, num_tokens, is_decode, context))
+        # The tuple built directly: a named tuple's own constructor is a Python call.
+        self.work.append(_new_work(ScheduledWork, (request, num_tokens, is_decode, context)))
         self.budget -= num_tokens
-        self._count(num_tokens, is_decode, context, 1)
+        if is_decode:
+            self.decode_seqs += 1
+        else:
+            self.prefill_tokens += num_tokens
+        self.context_tokens += context
 
     def drop(self, request: SimRequest) -> None:
         for index, work in enumerate(self.work):
             if work.request is request:
                 self.budget += work.num_tokens
                 del self.work[index]
-                self._count(work.num_tokens, work.is_decode, work.context_tokens, -1)
+                if work.is_decode:
+                    self.decode_seqs -= 1
+                else:
+                    self.prefill_tokens -= work.num_tokens
+                self.context_tokens -= work.context_tokens
                 return
-
-    def _count(self, num_tokens: int, is_decode: bool, context: int, sign: int) -> None:
-        if is_decode:
-            self.decode_seqs += sign
-        else:
-            self.prefill_tokens += sign * num_tokens
-        self.context_tokens += sign * context
 
     def batch(self) -> StepBatch:
         return StepBatch(self.prefill_tokens, self.decode_seqs, self.context_tokens)
@@ -165,10 +171,25 @@ class SimEngine:
         self._tally.prefill_tokens += plan.batch.prefill_tokens
         advanced: list[SimRequest] = []
         running = RequestStatus.RUNNING
-        for work in plan.work:
+        block_size = self.kv.block_size
+        generated = 0
+        # One pass over every running request each step, so the advance is inlined.
+        for request, num_tokens, _, _ in plan.work:
             # A request aborted while its step ran has already given its blocks back.
-            if work.request.status is running and self._advance(work):
-                advanced.append(work.request)
+            if request.status is not running:
+                continue
+            request.num_computed_tokens += num_tokens
+            if request.num_computed_tokens // block_size != request.num_remembered_blocks:
+                self._remember_full_blocks(request)  # not the common decode step
+            if len(request.tokens) > request.num_computed_tokens:
+                continue  # a prefill chunk short of the end samples nothing
+            request.tokens.append(FILLER_TOKEN_ID)
+            request.num_output_tokens += 1
+            generated += 1
+            if request.num_output_tokens >= request.target_output_tokens:
+                self._finish(request)
+            advanced.append(request)
+        self._tally.generated_tokens += generated
         return advanced
 
     def decode_horizon(self, limit: int) -> int:
@@ -287,19 +308,6 @@ class SimEngine:
         self.running.append(request)
         self._tally.cached_prompt_tokens += cached_tokens
         self._tally.peak_running = max(self._tally.peak_running, len(self.running))
-
-    def _advance(self, work: ScheduledWork) -> bool:
-        request = work.request
-        request.num_computed_tokens += work.num_tokens
-        if request.num_computed_tokens // self.kv.block_size != request.num_remembered_blocks:
-            self._remember_full_blocks(request)  # not the common decode step: a block filled
-        if len(request.tokens) > request.num_computed_tokens:
-            return False  # a prefill chunk short of the end samples nothing
-        request.append_output_token()
-        self._tally.generated_tokens += 1
-        if request.num_output_tokens >= request.target_output_tokens:
-            self._finish(request)
-        return True
 
     def _remember_full_blocks(self, request: SimRequest) -> None:
         # Blocks become findable when the step that computed them ends, so two requests
