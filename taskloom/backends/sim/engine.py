@@ -222,14 +222,25 @@ class SimEngine:
     def _schedule_running(self, draft: _StepDraft) -> None:
         block_size = self.kv.block_size
         running = RequestStatus.RUNNING
+        work = draft.work
         for request in list(self.running):
             if draft.budget <= 0:
                 return
             if request.status is not running:
                 continue  # preempted earlier in this loop
             computed = request.num_computed_tokens
-            num_tokens = min(len(request.tokens) - computed, draft.budget)
-            # Most decode steps: the last block still has room, nothing to allocate.
+            uncomputed = len(request.tokens) - computed
+            if (uncomputed == 1 and request.num_output_tokens
+                    and computed < len(request.blocks) * block_size):
+                # Most steps of most requests: decode one token into room the last block
+                # still has. `draft.add`, inlined for them (this runs for every running
+                # request each step).
+                work.append(_new_work(ScheduledWork, (request, 1, True, computed + 1)))
+                draft.budget -= 1
+                draft.decode_seqs += 1
+                draft.context_tokens += computed + 1
+                continue
+            num_tokens = min(uncomputed, draft.budget)
             fits = computed + num_tokens <= len(request.blocks) * block_size
             if not (fits or self._grow_or_preempt(request, num_tokens, draft)):
                 return
