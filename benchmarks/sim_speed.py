@@ -26,6 +26,11 @@ folder), each in a child process, the two alternating round by round, and report
 CPU seconds (user + sys, `getrusage` of the child) and wall seconds of each, the load
 average around each run, and whether the two `results.json` files agree field by field.
 
+`step` times the engine alone: `--running` requests of 200 prompt tokens, prefilled, then
+1,000 steps in which each decodes a token (no preemption: the KV cache holds them); it
+prints the CPU time per request per step
+(run it with PYTHONPATH at another tree to time that tree's engine).
+
     .venv/bin/python benchmarks/sim_speed.py -o results/sim_speed.json
     .venv/bin/python benchmarks/sim_speed.py compare --programs 100 --rate 4 \
         --policies fcfs,sjf-oracle,plas,atlas,mlfq -o results/sim_fast_path.json
@@ -50,6 +55,7 @@ from typing import Any
 
 import anyio
 
+from taskloom.backends.sim import H100_LLAMA3_8B, H100_LLAMA3_8B_ENGINE, SimEngine
 from taskloom.bench.metrics import BenchRow, ProgramOutcome
 from taskloom.bench.runner import (
     BenchConfig,
@@ -70,7 +76,7 @@ COMPARED = ("mean_latency_s", "p50_latency_s", "p95_latency_s", "p99_latency_s",
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", choices=("speed", "compare", "against"),
+    parser.add_argument("mode", nargs="?", choices=("speed", "compare", "against", "step"),
                         default="speed")
     parser.add_argument("-o", "--output", type=Path, default=None,
                         help="default results/sim_speed.json (compare: sim_fast_path.json, "
@@ -91,6 +97,8 @@ def parse_args() -> argparse.Namespace:
                         help="against: the commit to measure this tree against")
     parser.add_argument("--rounds", type=int, default=1,
                         help="against: runs of each tree per policy, alternating")
+    parser.add_argument("--running", type=int, default=256,
+                        help="step: requests decoding at once")
     return parser.parse_args()
 
 
@@ -273,8 +281,28 @@ def _plot_against(result: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def engine_step(args: argparse.Namespace) -> None:
+    engine = SimEngine(H100_LLAMA3_8B_ENGINE, H100_LLAMA3_8B)
+    for index in range(args.running):
+        engine.submit([index * 7 + offset for offset in range(200)], 10_000)
+    while any(not request.is_decoding for request in engine.running) or len(engine.waiting):
+        engine.complete(engine.schedule())
+    steps = 1000
+    started = time.process_time()
+    for _ in range(steps):
+        engine.complete(engine.schedule())
+    per_step = (time.process_time() - started) / steps
+    if engine.stats().preemptions:
+        raise SystemExit("the engine preempted: lower --running")
+    print(f"{len(engine.running)} running: {1e6 * per_step:.0f} µs per step, "
+          f"{1e6 * per_step / len(engine.running):.2f} µs per request per step")
+
+
 def main() -> None:
     args = parse_args()
+    if args.mode == "step":
+        engine_step(args)
+        return
     if args.mode == "compare":
         compare(args)
         return
