@@ -20,9 +20,22 @@ is the slow path, for comparison.
 relative differences, and the wall and CPU seconds of each; `--repeat` runs the default
 a second time and says whether the row is identical.
 
+`against` measures a speedup that has no switch: it runs `taskloom bench mixed` from
+this tree and from another commit's (a `git archive` of `--commit` in a temporary
+folder), each in a child process, the two alternating round by round, and reports the
+CPU seconds (user + sys, `getrusage` of the child) and wall seconds of each, the load
+average around each run, and whether the two `results.json` files agree field by field.
+
+`step` times the engine alone: `--running` requests of 200 prompt tokens, prefilled, then
+1,000 steps in which each decodes a token (no preemption: the KV cache holds them); it
+prints the CPU time per request per step
+(run it with PYTHONPATH at another tree to time that tree's engine).
+
     .venv/bin/python benchmarks/sim_speed.py -o results/sim_speed.json
     .venv/bin/python benchmarks/sim_speed.py compare --programs 100 --rate 4 \
         --policies fcfs,sjf-oracle,plas,atlas,mlfq -o results/sim_fast_path.json
+    .venv/bin/python benchmarks/sim_speed.py against --commit a55de73 --programs 300 \
+        --rate 4 --policies fcfs,plas --rounds 2 -o results/sim_speed_against.json
 """
 
 from __future__ import annotations
@@ -31,6 +44,10 @@ import argparse
 import json
 import os
 import platform
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +55,7 @@ from typing import Any
 
 import anyio
 
+from taskloom.backends.sim import H100_LLAMA3_8B, H100_LLAMA3_8B_ENGINE, SimEngine
 from taskloom.bench.metrics import BenchRow, ProgramOutcome
 from taskloom.bench.runner import (
     BenchConfig,
@@ -58,9 +76,11 @@ COMPARED = ("mean_latency_s", "p50_latency_s", "p95_latency_s", "p99_latency_s",
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", choices=("speed", "compare"), default="speed")
+    parser.add_argument("mode", nargs="?", choices=("speed", "compare", "against", "step"),
+                        default="speed")
     parser.add_argument("-o", "--output", type=Path, default=None,
-                        help="default results/sim_speed.json (compare: sim_fast_path.json)")
+                        help="default results/sim_speed.json (compare: sim_fast_path.json, "
+                        "against: sim_speed_against.json)")
     parser.add_argument("--programs", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=1.0, help="programs per second")
     parser.add_argument("--policy", default="fcfs")
@@ -73,6 +93,12 @@ def parse_args() -> argparse.Namespace:
                         help="tokens per streamed chunk (default: the policy's coarsest)")
     parser.add_argument("--step-by-step", action="store_true",
                         help="never sleep over several engine steps at once")
+    parser.add_argument("--commit", default=None,
+                        help="against: the commit to measure this tree against")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="against: runs of each tree per policy, alternating")
+    parser.add_argument("--running", type=int, default=256,
+                        help="step: requests decoding at once")
     return parser.parse_args()
 
 
@@ -155,10 +181,133 @@ def _machine() -> dict[str, str]:
             "cores": str(os.cpu_count())}
 
 
+def against(args: argparse.Namespace) -> None:
+    if args.commit is None:
+        raise SystemExit("against needs --commit")
+    output = args.output or Path("results/sim_speed_against.json")
+    here = Path(__file__).resolve().parents[1]
+    commit = _git(here, "rev-parse", args.commit)
+    points = []
+    with tempfile.TemporaryDirectory() as scratch:
+        baseline = Path(scratch) / "baseline"
+        baseline.mkdir()
+        archive = subprocess.run(["git", "-C", str(here), "archive", commit],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
+        trees = {"baseline": baseline, "current": here}
+        for policy in args.policies.split(","):
+            runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "current": []}
+            for round_index in range(args.rounds):
+                # Alternate which tree goes first, so that a change in load hits both.
+                order = ("baseline", "current") if round_index % 2 == 0 else (
+                    "current", "baseline")
+                for name in order:
+                    out = Path(scratch) / f"{name}-{policy}-{round_index}"
+                    run = _child_bench(trees[name], policy, args, out)
+                    runs[name].append(run)
+                    print(f"{policy} {name} round {round_index}: {run['cpu_s']:.1f} CPU s, "
+                          f"{run['wall_s']:.1f} s wall, load {run['load_before'][0]:.1f}",
+                          flush=True)
+            rows = [run.pop("rows") for name in runs for run in runs[name]]
+            differing = sorted({key for row in rows[1:] for key in _differing(rows[0], row)})
+            best = {name: min(run["cpu_s"] for run in runs[name]) for name in runs}
+            points.append({"policy": policy, "runs": runs, "rows": rows[0],
+                           "identical": not differing, "differing_fields": differing,
+                           "best_cpu_s": best,
+                           "speedup_cpu": best["baseline"] / best["current"]})
+            print(f"{policy}: best CPU {best['baseline']:.1f} -> {best['current']:.1f} s "
+                  f"({best['baseline'] / best['current']:.2f}x); identical: {not differing}",
+                  flush=True)
+    result = {"benchmark": "sim_speed_against", "workload": "mixed", "programs": args.programs,
+              "rate": args.rate, "seed": args.seed, "baseline_commit": commit,
+              "current_commit": _git(here, "rev-parse", "HEAD"),
+              "current_dirty": bool(_git(here, "status", "--porcelain", "--", "taskloom")),
+              "points": points, "machine": _machine()}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    _plot_against(result, output.with_suffix(".png"))
+    print(f"wrote {output} and {output.with_suffix('.png')}")
+
+
+def _child_bench(tree: Path, policy: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """One `taskloom bench mixed` run from `tree` in a child process: its CPU and wall
+    seconds, the load average before and after, and its rows."""
+    command = [sys.executable, "-m", "taskloom", "bench", "mixed", "--policy", policy,
+               "--programs", str(args.programs), "--rate", str(args.rate),
+               "--seed", str(args.seed), "--no-progress", "-o", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    load_before = os.getloadavg()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall_s = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    rows = json.loads((out / "results.json").read_text())
+    return {"cpu_s": cpu_s, "wall_s": wall_s, "load_before": list(load_before),
+            "load_after": list(os.getloadavg()), "rows": rows}
+
+
+def _differing(first: list[dict[str, Any]], other: list[dict[str, Any]]) -> list[str]:
+    if len(first) != len(other):
+        return ["<number of rows>"]
+    return [key for a, b in zip(first, other, strict=True) for key in sorted({*a, *b})
+            if a.get(key) != b.get(key)]
+
+
+def _git(tree: Path, *arguments: str) -> str:
+    return subprocess.run(["git", "-C", str(tree), *arguments], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def _plot_against(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    policies = [point["policy"] for point in result["points"]]
+    for offset, name in ((-0.2, "baseline"), (0.2, "current")):
+        axes.bar([i + offset for i in range(len(policies))],
+                 [point["best_cpu_s"][name] for point in result["points"]], width=0.4,
+                 label=f"{name} ({result[name + '_commit'][:7]})")
+    axes.set_xticks(range(len(policies)), policies)
+    axes.set_ylabel("CPU s (user + sys), best of rounds")
+    axes.set_title(f"taskloom bench mixed, {result['programs']} programs at {result['rate']:g}/s")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def engine_step(args: argparse.Namespace) -> None:
+    engine = SimEngine(H100_LLAMA3_8B_ENGINE, H100_LLAMA3_8B)
+    for index in range(args.running):
+        engine.submit([index * 7 + offset for offset in range(200)], 10_000)
+    while any(not request.is_decoding for request in engine.running) or len(engine.waiting):
+        engine.complete(engine.schedule())
+    steps = 1000
+    started = time.process_time()
+    for _ in range(steps):
+        engine.complete(engine.schedule())
+    per_step = (time.process_time() - started) / steps
+    if engine.stats().preemptions:
+        raise SystemExit("the engine preempted: lower --running")
+    print(f"{len(engine.running)} running: {1e6 * per_step:.0f} µs per step, "
+          f"{1e6 * per_step / len(engine.running):.2f} µs per request per step")
+
+
 def main() -> None:
     args = parse_args()
+    if args.mode == "step":
+        engine_step(args)
+        return
     if args.mode == "compare":
         compare(args)
+        return
+    if args.mode == "against":
+        against(args)
         return
     args.output = args.output or Path("results/sim_speed.json")
     config = BenchConfig(workload="mixed", policies=(args.policy,), rates=(args.rate,),

@@ -9,6 +9,8 @@ value is validated, and nothing is ever fetched.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -75,6 +77,34 @@ def check_schema(schema: Any) -> type[Validator]:
         return _DEFAULT_DIALECT
     if not isinstance(schema, Mapping):
         raise SchemaError(f"a JSON schema must be an object, not {type(schema).__name__}")
+    text = _json_text(schema)
+    if text is None:
+        return _check_mapping(schema)
+    return _check_json_text(text)
+
+
+def _json_text(schema: Mapping[str, Any]) -> str | None:
+    """`schema` as JSON text that reads back equal to it (same keys in the same order,
+    same values), or None for one that JSON cannot carry exactly (tuples, keys that
+    are not strings, NaN, other objects)."""
+    try:
+        text = json.dumps(schema, allow_nan=False, separators=(",", ":"))
+        same = json.loads(text) == schema
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return text if same else None
+
+
+# Programs declare the same few schemas over and over (every run of a benchmark checks
+# its inputs and outputs), and checking one against its meta-schema costs far more than
+# writing it out. Only schemas that pass are remembered; one that fails is checked (and
+# fails) again.
+@functools.lru_cache(maxsize=1024)
+def _check_json_text(text: str) -> type[Validator]:
+    return _check_mapping(json.loads(text))
+
+
+def _check_mapping(schema: Mapping[str, Any]) -> type[Validator]:
     cls = _dialect_of(schema)
     try:
         cls.check_schema(schema)

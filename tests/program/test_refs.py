@@ -10,6 +10,7 @@ import pytest
 from taskloom.errors import TaskloomError
 from taskloom.program.refs import (
     TemplateError,
+    _render_text,
     evaluate_condition,
     expression_references,
     is_templated,
@@ -402,3 +403,40 @@ def test_an_integer_literal_past_pythons_digit_limit_is_a_template_error(check: 
     # Found by benchmarks/fuzz.py: Jinja's lexer raised a bare ValueError for it.
     with pytest.raises(TemplateError, match="number too long to read"):
         check("9" * 5000)
+
+
+# Templates `render_template` answers without Jinja (plain text, a plain path to a
+# string) and near misses that must still go to Jinja; both must give Jinja's text.
+SHORTCUT_CONTEXT: dict[str, Any] = {
+    "inputs": {"user_0": "hi there", "items": "shadowed by dict.items", "n": 3},
+    "turn_0": "answer\n",
+    "steps": ["a", "b"],
+    "tree": {"k": {"j": ["leaf"]}},
+}
+
+
+@pytest.mark.parametrize("template", [
+    "{{ inputs.user_0 }}", "{{turn_0}}", "{{\n turn_0\n }}", "{{ steps[1] }}",
+    "{{ tree.k.j[0] }}", "plain text\n", "",
+    "{{ inputs.items }}", "{{ inputs.n }}", "{{ turn_0 }}\n", "a\r\nb", "x\ry",
+    "{{ range }}", "text {{ turn_0 }}", "{{ tree.k }}",
+])
+def test_render_template_shortcuts_give_jinjas_text(template: str) -> None:
+    assert render_template(template, SHORTCUT_CONTEXT) == _render_text(
+        template, SHORTCUT_CONTEXT)
+
+
+@pytest.mark.parametrize("template", ["{{ steps[2] }}", "{{ inputs.missing }}", "{{ nothing }}"])
+def test_render_template_shortcut_leaves_missing_names_to_jinja(template: str) -> None:
+    with pytest.raises(TemplateError):
+        render_template(template, SHORTCUT_CONTEXT)
+
+
+def test_render_template_shortcut_keeps_the_output_limit() -> None:
+    previous = set_template_limits(dataclasses.replace(template_limits(), max_output_chars=5))
+    try:
+        for template in ("{{ inputs.user_0 }}", "longer than five"):
+            with pytest.raises(TemplateError, match="max_output_chars"):
+                render_template(template, SHORTCUT_CONTEXT)
+    finally:
+        set_template_limits(previous)

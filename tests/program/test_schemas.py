@@ -147,6 +147,27 @@ def test_invalid_schemas_are_schema_errors(schema: Any, message: str) -> None:
     assert isinstance(caught.value, jsonschema.SchemaError)
 
 
+def test_a_schema_checked_once_is_checked_again_from_its_text() -> None:
+    # Passing schemas are remembered by their JSON text; a failing one fails every time.
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/a"}},
+              "$defs": {"a": {"type": "string"}}}
+    assert check_schema(schema) is check_schema(dict(schema)) is jsonschema.Draft202012Validator
+    bad = {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}}
+    for _ in range(2):
+        with pytest.raises(SchemaError, match="points to nothing"):
+            check_schema(bad)
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": 42, "enum": (1, 2)},  # a tuple: no JSON text reads back equal
+    {1: {"type": 42}, "type": 42},  # a key that is not a string
+    {"type": 42, "minimum": float("nan")},
+])
+def test_a_schema_json_cannot_carry_is_still_checked(schema: dict[Any, Any]) -> None:
+    with pytest.raises(SchemaError, match="is not valid"):
+        check_schema(schema)
+
+
 # ---------------------------------------------------------------- where taskloom checks schemas
 
 

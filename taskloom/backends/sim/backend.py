@@ -246,13 +246,16 @@ class SimBackend(ManagedBackend):
 
     def _complete(self, plan: StepPlan) -> None:
         interval = self.stream_interval
+        calls = self._in_engine.get
+        finished = RequestStatus.FINISHED
         for sim_request in self._engine.complete(plan, self._now()):
-            call = self._in_engine.get(sim_request.request_id)
+            call = calls(sim_request.request_id)
             if call is None:
                 continue
             # The test of `_publish`, inlined: most tokens of a coarse stream are not due.
-            due = sim_request.num_output_tokens - call.published_tokens >= interval
-            if due or not call.published_tokens or sim_request.status is RequestStatus.FINISHED:
+            published = call.published_tokens
+            due = sim_request.num_output_tokens - published >= interval
+            if due or not published or sim_request.status is finished:
                 self._publish(call)
 
     def _decode_run(self) -> tuple[list[float], list[float]]:

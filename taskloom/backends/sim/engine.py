@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from taskloom.backends.sim.config import SimEngineConfig
 from taskloom.backends.sim.cost import StepBatch, StepCostModel
@@ -28,14 +29,16 @@ from taskloom.backends.sim.decode_run import (
 from taskloom.backends.sim.kv_cache import KVBlock, KVCache
 from taskloom.backends.sim.request import RequestStatus, SimRequest
 from taskloom.backends.sim.stats import SimStats, StatsTally
+from taskloom.backends.sim.tokens import FILLER_TOKEN_ID
 from taskloom.backends.sim.waiting import make_waiting_queue
 from taskloom.backends.sim.warm_pins import WarmPins
 from taskloom.errors import BackendError
 
 
-@dataclass(frozen=True)
-class ScheduledWork:
-    """One request's share of a step: `num_tokens` new tokens on top of its context."""
+class ScheduledWork(NamedTuple):
+    """One request's share of a step: `num_tokens` new tokens on top of its context.
+    (A named tuple: the engine makes one per running request per step, and a tuple is
+    the cheapest immutable record to build.)"""
 
     request: SimRequest
     num_tokens: int
@@ -54,30 +57,49 @@ class StepPlan:
         return not self.work
 
 
+_new_work = tuple.__new__
+
+
 @dataclass
 class _StepDraft:
+    """The step being scheduled. The batch's sums are kept as work is added and dropped
+    (integers, so the order of additions cannot change them)."""
+
     budget: int
     work: list[ScheduledWork] = field(default_factory=list)
     preempted: bool = False
+    prefill_tokens: int = 0
+    decode_seqs: int = 0
+    context_tokens: int = 0
 
     def add(self, request: SimRequest, num_tokens: int) -> None:
-        context = request.num_computed_tokens + num_tokens
-        self.work.append(ScheduledWork(request, num_tokens, request.is_decoding, context))
+        computed = request.num_computed_tokens
+        # `SimRequest.is_decoding`, inlined: this runs for every running request each step.
+        is_decode = request.num_output_tokens > 0 and len(request.tokens) - computed == 1
+        context = computed + num_tokens
+        # The tuple built directly: a named tuple's own constructor is a Python call.
+        self.work.append(_new_work(ScheduledWork, (request, num_tokens, is_decode, context)))
         self.budget -= num_tokens
+        if is_decode:
+            self.decode_seqs += 1
+        else:
+            self.prefill_tokens += num_tokens
+        self.context_tokens += context
 
     def drop(self, request: SimRequest) -> None:
         for index, work in enumerate(self.work):
             if work.request is request:
                 self.budget += work.num_tokens
                 del self.work[index]
+                if work.is_decode:
+                    self.decode_seqs -= 1
+                else:
+                    self.prefill_tokens -= work.num_tokens
+                self.context_tokens -= work.context_tokens
                 return
 
     def batch(self) -> StepBatch:
-        return StepBatch(
-            prefill_tokens=sum(w.num_tokens for w in self.work if not w.is_decode),
-            decode_seqs=sum(1 for w in self.work if w.is_decode),
-            context_tokens=sum(w.context_tokens for w in self.work),
-        )
+        return StepBatch(self.prefill_tokens, self.decode_seqs, self.context_tokens)
 
 
 class SimEngine:
@@ -148,10 +170,26 @@ class SimEngine:
         self._tally.busy_s += plan.seconds
         self._tally.prefill_tokens += plan.batch.prefill_tokens
         advanced: list[SimRequest] = []
-        for work in plan.work:
+        running = RequestStatus.RUNNING
+        block_size = self.kv.block_size
+        generated = 0
+        # One pass over every running request each step, so the advance is inlined.
+        for request, num_tokens, _, _ in plan.work:
             # A request aborted while its step ran has already given its blocks back.
-            if work.request.status is RequestStatus.RUNNING and self._advance(work):
-                advanced.append(work.request)
+            if request.status is not running:
+                continue
+            request.num_computed_tokens += num_tokens
+            if request.num_computed_tokens // block_size != request.num_remembered_blocks:
+                self._remember_full_blocks(request)  # not the common decode step
+            if len(request.tokens) > request.num_computed_tokens:
+                continue  # a prefill chunk short of the end samples nothing
+            request.tokens.append(FILLER_TOKEN_ID)
+            request.num_output_tokens += 1
+            generated += 1
+            if request.num_output_tokens >= request.target_output_tokens:
+                self._finish(request)
+            advanced.append(request)
+        self._tally.generated_tokens += generated
         return advanced
 
     def decode_horizon(self, limit: int) -> int:
@@ -182,13 +220,29 @@ class SimEngine:
             )
 
     def _schedule_running(self, draft: _StepDraft) -> None:
+        block_size = self.kv.block_size
+        running = RequestStatus.RUNNING
+        work = draft.work
         for request in list(self.running):
             if draft.budget <= 0:
                 return
-            if request.status is not RequestStatus.RUNNING:
+            if request.status is not running:
                 continue  # preempted earlier in this loop
-            num_tokens = min(request.num_uncomputed_tokens, draft.budget)
-            if not self._grow_or_preempt(request, num_tokens, draft):
+            computed = request.num_computed_tokens
+            uncomputed = len(request.tokens) - computed
+            if (uncomputed == 1 and request.num_output_tokens
+                    and computed < len(request.blocks) * block_size):
+                # Most steps of most requests: decode one token into room the last block
+                # still has. `draft.add`, inlined for them (this runs for every running
+                # request each step).
+                work.append(_new_work(ScheduledWork, (request, 1, True, computed + 1)))
+                draft.budget -= 1
+                draft.decode_seqs += 1
+                draft.context_tokens += computed + 1
+                continue
+            num_tokens = min(uncomputed, draft.budget)
+            fits = computed + num_tokens <= len(request.blocks) * block_size
+            if not (fits or self._grow_or_preempt(request, num_tokens, draft)):
                 return
             draft.add(request, num_tokens)
 
@@ -265,18 +319,6 @@ class SimEngine:
         self.running.append(request)
         self._tally.cached_prompt_tokens += cached_tokens
         self._tally.peak_running = max(self._tally.peak_running, len(self.running))
-
-    def _advance(self, work: ScheduledWork) -> bool:
-        request = work.request
-        request.num_computed_tokens += work.num_tokens
-        self._remember_full_blocks(request)
-        if request.num_uncomputed_tokens > 0:
-            return False  # a prefill chunk short of the end samples nothing
-        request.append_output_token()
-        self._tally.generated_tokens += 1
-        if request.is_complete:
-            self._finish(request)
-        return True
 
     def _remember_full_blocks(self, request: SimRequest) -> None:
         # Blocks become findable when the step that computed them ends, so two requests
