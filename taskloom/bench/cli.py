@@ -36,7 +36,12 @@ from taskloom.bench.calibrate import (
     save_calibration,
 )
 from taskloom.bench.metrics import BenchRow, ProgramOutcome
-from taskloom.bench.report import plot_latency_vs_rate, print_results, write_results
+from taskloom.bench.report import (
+    plot_latency_vs_rate,
+    print_engine_shares,
+    print_results,
+    write_results,
+)
 from taskloom.bench.runner import BenchConfig, BenchUsageError, SimSetup, run_benchmark
 from taskloom.bench.scaling import ScalingPoint, engine_counts, run_scaling
 from taskloom.bench.scaling_report import (
@@ -193,7 +198,7 @@ def run_command(
     results = write_results(rows, output)
     plot = plot_latency_vs_rate(rows, output)
     print_results(rows)
-    _print_engine_shares(rows)
+    print_engine_shares(rows, console)
     console.print(f"wrote {results} and {plot}")
 
 
@@ -205,19 +210,6 @@ def _bench_backend(backend: BackendName | None, engine_urls: list[str] | None) -
         _usage_error(f"--engine URLs are OpenAI-compatible servers; --backend {backend} has "
                      "none (leave --backend out)")
     return BackendName.OPENAI
-
-
-def _print_engine_shares(rows: list[BenchRow]) -> None:
-    """Each point's calls per engine, when it ran on several real engines."""
-    for row in rows:
-        if row.engine_names is None or row.calls_per_engine is None:
-            continue
-        failed = row.failed_attempts_per_engine or (0,) * len(row.engine_names)
-        shares = ", ".join(
-            f"{name} {calls} calls" + (f" ({lost} failed, resumed elsewhere)" if lost else "")
-            for name, calls, lost in zip(row.engine_names, row.calls_per_engine, failed,
-                                         strict=True))
-        console.print(f"{row.policy} @ {row.rate:g}/s: {shares}")
 
 
 def _workload_options(backend: BackendName, model: str | None, context: int | None,

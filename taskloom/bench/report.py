@@ -97,6 +97,19 @@ def print_results(rows: Sequence[BenchRow], console: Console | None = None) -> N
     out.print(results_table(rows))
 
 
+def print_engine_shares(rows: Sequence[BenchRow], console: Console) -> None:
+    """Each point's calls per engine, when it ran on several real engines."""
+    for row in rows:
+        if row.engine_names is None or row.calls_per_engine is None:
+            continue
+        failed = row.failed_attempts_per_engine or (0,) * len(row.engine_names)
+        shares = ", ".join(
+            f"{name} {calls} calls" + (f" ({lost} failed, resumed elsewhere)" if lost else "")
+            for name, calls, lost in zip(row.engine_names, row.calls_per_engine, failed,
+                                         strict=True))
+        console.print(f"{row.policy} @ {row.rate:g}/s: {shares}", markup=False)
+
+
 def _nan(value: float | None) -> float:
     return float("nan") if value is None else value
 
