@@ -1,0 +1,250 @@
+"""Resident sessions: when KV is short, whole programs wait, not single calls.
+
+A long agent session (a coding agent: tens of turns, contexts of 30-80K tokens, seconds
+of tool time between turns) only runs fast while the engine still holds its context:
+each turn then prefills just the new tokens. When more sessions are under way than the
+KV cache holds, every turn evicts another session's context, which is prefilled again on
+its next turn, and the engine spends most of its time re-prefilling (thrashing). Holding
+single calls back does not help: a session held back loses its cached prefix all the same.
+
+So this scheduler keeps a set of *resident* programs whose working sets fit in a share of
+the engines' KV (`kv_fraction`). A program's working set is the context its latest call
+needs, prompt plus answer (`estimate_prompt_tokens` + `max_tokens`), the most it ever
+asked for. Calls of resident programs are scheduled as by `ProgramAwareScheduler` (PLAS
+priorities, preemption, balancer). Calls of any other program (a new session, or one
+paused) wait here until it is admitted:
+
+- a waiting program is admitted when its working set fits beside the resident ones;
+- to make room, resident programs that are idle (no call in flight: on a tool call, or
+  finished, which looks the same from here) are paused, the longest idle first, since it
+  is the likeliest to have finished, and among equals the most served (PLAS's last). A
+  paused program's KV may then be evicted; it comes back as a waiting program. A
+  program with a call in flight is never paused;
+- waiting programs are admitted by PLAS priority (least attained service first). One that
+  does not fit is passed over by smaller ones behind it, until it has waited `beta` times
+  its service (at least `STARVATION_FLOOR_S`): then it is starving, nothing passes it,
+  and every idle resident is paused until it fits. So no program waits for ever;
+- a program whose working set exceeds the whole budget still runs: it is admitted when it
+  fits alone.
+
+The budget is read from the engines (`kv_capacity_tokens()`, which the simulated engine
+reports from its configuration) unless given; with several engines it is their total,
+pooled (the balancer still places calls per engine). A backend that does not report its
+KV and no budget given: every program is resident, so the scheduler is plain PLAS.
+
+Decisions are made in the scheduler's decision pass and, like its placements, again in
+the last pass of an instant: residency is worked out each pass from what it was at the
+end of the previous instant plus everything known now, so the result does not depend on
+the order in which the tasks of one instant report their events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import anyio
+
+from taskloom.orchestrator.scheduler.balancer import estimate_prompt_tokens
+from taskloom.orchestrator.scheduler.program_aware import (
+    DEFAULT_MAX_IN_FLIGHT,
+    Oracle,
+    ProgramAwareScheduler,
+)
+
+if TYPE_CHECKING:
+    from taskloom.backends.base import Backend, GenerateRequest
+    from taskloom.orchestrator.scheduler.balancer import Balancer
+    from taskloom.orchestrator.scheduler.queues import QueueConfig
+    from taskloom.orchestrator.scheduler.records import ScheduledCall
+
+PAUSE_POLICY = "plas-pause"
+"""The policy name this scheduler is registered under: PLAS priorities, whole sessions
+paused under KV pressure."""
+
+DEFAULT_KV_FRACTION = 0.9
+"""Share of the KV the resident working sets may fill; the rest is slack for estimates
+that run short (characters / 4 against the engine's tokens) and partly filled blocks."""
+
+STARVATION_FLOOR_S = 30.0
+"""A waiting program is starving (nothing passes it) once it has waited `beta` times its
+attained service, and at least this long: a new session, with no service yet, would
+otherwise be starving at once and the admission order would be plain arrival order."""
+
+
+@runtime_checkable
+class KvSized(Protocol):
+    """A backend that says how many tokens its KV cache holds."""
+
+    def kv_capacity_tokens(self) -> int: ...
+
+
+def engines_kv_tokens(backends: Sequence[Backend]) -> int | None:
+    """The engines' KV in tokens, summed; None unless every backend reports it."""
+    sizes = [b.kv_capacity_tokens() for b in backends if isinstance(b, KvSized)]
+    return sum(sizes) if len(sizes) == len(backends) else None
+
+
+class ResidentSessionScheduler(ProgramAwareScheduler):
+    """`ProgramAwareScheduler` that runs only resident programs' calls (see the module).
+
+    - `kv_budget_tokens`: tokens of working set the resident programs may hold; None for
+      `kv_fraction` of what the engines report (`engines_kv_tokens`).
+    - `pause_after_s`: how long a resident program must have been idle before it may be
+      paused (0: as soon as its call ends, if a waiting program needs the room).
+    - the rest as `ProgramAwareScheduler`; `policy` orders the resident programs' calls,
+      while waiting programs are always admitted least served first.
+    """
+
+    def __init__(
+        self,
+        backends: Sequence[Backend],
+        policy: str = "plas",
+        *,
+        kv_budget_tokens: int | None = None,
+        kv_fraction: float = DEFAULT_KV_FRACTION,
+        pause_after_s: float = 0.0,
+        queues: QueueConfig | None = None,
+        max_in_flight: int | Sequence[int] | None = None,
+        balancer: Balancer | None = None,
+        oracle: Oracle | None = None,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        super().__init__(backends, policy, queues=queues, max_in_flight=max_in_flight,
+                         balancer=balancer, oracle=oracle, clock=clock)
+        if not 0 < kv_fraction <= 1:
+            raise ValueError(f"kv_fraction must be in (0, 1], got {kv_fraction}")
+        if kv_budget_tokens is None:
+            engines_kv = engines_kv_tokens(backends)
+            kv_budget_tokens = None if engines_kv is None else int(engines_kv * kv_fraction)
+        self.kv_budget_tokens = kv_budget_tokens
+        self.pause_after_s = pause_after_s
+        self.pauses = 0
+        self._working_set: dict[str, int] = {}
+        self._idle_since: dict[str, float] = {}
+        self._resident: set[str] = set()
+        # Residency at the end of the latest instant before `_settled_at`, which every
+        # pass of that instant starts again from.
+        self._settled_at = -math.inf
+        self._resident_before_instant: frozenset[str] = frozenset()
+        self._paused_before_instant = 0
+
+    def resident_programs(self) -> list[str]:
+        return sorted(self._resident)
+
+    def working_set_tokens(self, program_id: str) -> int:
+        return self._working_set.get(program_id, 0)
+
+    # ----- what the base scheduler reports -----
+
+    def _arrive(self, request: GenerateRequest) -> ScheduledCall:
+        tokens = estimate_prompt_tokens(request) + request.sampling.max_tokens
+        program = request.program_id
+        self._working_set[program] = max(self._working_set.get(program, 0), tokens)
+        return super()._arrive(request)
+
+    def _end(self, call: ScheduledCall, now: float) -> None:
+        super()._end(call, now)
+        if call.program_id not in self._live:
+            self._idle_since[call.program_id] = now
+
+    def _may_start(self, call: ScheduledCall) -> bool:
+        return self.kv_budget_tokens is None or call.program_id in self._resident
+
+    def _fill_engines(self, now: float) -> None:
+        if self.kv_budget_tokens is not None:
+            self._settle_residency(now, self.kv_budget_tokens)
+        super()._fill_engines(now)
+
+    # ----- residency -----
+
+    def _settle_residency(self, now: float, budget: int) -> None:
+        if now != self._settled_at:
+            self._settled_at = now
+            self._resident_before_instant = frozenset(self._resident)
+            self._paused_before_instant = self.pauses
+        resident = set(self._resident_before_instant)
+        pauses = self._paused_before_instant
+        used = sum(self._working_set[p] for p in resident)
+        waiting = sorted((p for p in self._live if p not in resident),
+                         key=lambda p: self._admission_rank(p, now))
+        for program in waiting:
+            need = self._working_set[program]
+            idle = sorted((p for p in resident if self._pausable(p, now)),
+                          key=lambda p: self._pause_rank(p))
+            to_pause: list[str] = []
+            freed = 0
+            for candidate in idle:
+                if used - freed + need <= budget:
+                    break
+                to_pause.append(candidate)
+                freed += self._working_set[candidate]
+            fits = used - freed + need <= budget or len(to_pause) == len(resident)
+            if not fits and not self._starving(program, now):
+                continue  # smaller programs behind it may fit
+            if not fits:
+                to_pause = idle  # it is starving: clear every idle one out of its way
+            resident.difference_update(to_pause)
+            used -= sum(self._working_set[p] for p in to_pause)
+            pauses += len(to_pause)
+            if not fits and resident:
+                break  # nothing passes a starving program
+            resident.add(program)
+            used += need
+        if used > budget:
+            # The resident programs' contexts grew past the budget: the idle ones make
+            # room now, before their next turns overflow the KV together.
+            for program in sorted((p for p in resident if self._pausable(p, now)),
+                                  key=self._pause_rank):
+                if used <= budget:
+                    break
+                resident.discard(program)
+                used -= self._working_set[program]
+                pauses += 1
+        self._resident = resident
+        self.pauses = pauses
+
+    def _pausable(self, program: str, now: float) -> bool:
+        """Idle, and for `pause_after_s` at least unless no resident program has a call
+        in flight (no event may come to pause it later). A program whose call ended at
+        this instant counts as idle even if its next call arrives at this same instant
+        too: the last pass of the instant sees that call and keeps it resident."""
+        if program in self._live:
+            return False
+        if now - self._idle_since[program] >= self.pause_after_s:
+            return True
+        return not any(p in self._live for p in self._resident_before_instant)
+
+    def _pause_rank(self, program: str) -> tuple[float, float, str]:
+        """Smaller is paused first: the longest idle, then the most served."""
+        served = self.table.get(program).attained_service_s
+        return self._idle_since[program], -served, program
+
+    def _admission_rank(self, program: str, now: float) -> tuple[bool, float, float, str]:
+        """Smaller is admitted first: starving ones, the longest waiting first; then the
+        others, the least served first (PLAS's order, whatever orders the calls)."""
+        since = self._waiting_since(program)
+        if self._starving(program, now):
+            return False, since, 0.0, program
+        return True, self.table.get(program).attained_service_s, since, program
+
+    def _waiting_since(self, program: str) -> float:
+        return min(call.snapshot.arrival_s for call in self._live[program])
+
+    def _starving(self, program: str, now: float) -> bool:
+        served = self.table.get(program).attained_service_s
+        limit = max(self.queue_config.beta * served, STARVATION_FLOOR_S)
+        return now - self._waiting_since(program) >= limit
+
+
+def resident_session_scheduler(
+    backends: Sequence[Backend],
+    *,
+    queues: QueueConfig | None = None,
+    max_in_flight: int | Sequence[int] | None = DEFAULT_MAX_IN_FLIGHT,
+    balancer: Balancer | None = None,
+) -> ResidentSessionScheduler:
+    """The scheduler registered as `PAUSE_POLICY`."""
+    return ResidentSessionScheduler(backends, "plas", queues=queues,
+                                    max_in_flight=max_in_flight, balancer=balancer)
