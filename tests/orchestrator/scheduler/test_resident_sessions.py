@@ -68,7 +68,8 @@ def test_two_sessions_that_do_not_fit_together_take_turns_at_tool_calls() -> Non
     async def main() -> tuple[dict[str, list[float]], int]:
         finished: dict[str, list[float]] = {}
         async with SimBackend(SimEngineConfig(), UNIT_STEP) as engine:
-            scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=250)
+            scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=250,
+                                                 pause_after_s=0.0)
             async with anyio.create_task_group() as tasks:
                 for program in ("A", "B"):
                     tasks.start_soon(lambda p=program: session(
@@ -86,11 +87,35 @@ def test_two_sessions_that_do_not_fit_together_take_turns_at_tool_calls() -> Non
     assert pauses >= 2
 
 
+def test_a_session_idle_for_less_than_pause_after_keeps_its_place() -> None:
+    # As the first test, but a resident is paused only after 30 units idle: A's tool
+    # calls (10) do not let B in; B starts once A has finished (then no resident has a
+    # call in flight, so nothing waits for the 30 units).
+    async def main() -> dict[str, list[float]]:
+        finished: dict[str, list[float]] = {}
+        async with SimBackend(SimEngineConfig(), UNIT_STEP) as engine:
+            scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=250,
+                                                 pause_after_s=30.0)
+            async with anyio.create_task_group() as tasks:
+                for program in ("A", "B"):
+                    tasks.start_soon(lambda p=program: session(
+                        scheduler, p, start_s=0.0, answers=[50, 50], tool_s=10.0,
+                        finished=finished))
+            assert scheduler.pauses == 1
+            return finished
+
+    finished = run_virtual(main)
+    a_first, a_second = finished["A"]
+    assert a_second <= a_first + 10 + 51  # straight on after its tool call
+    assert finished["B"][0] >= a_second + 50  # B only after A finished
+
+
 def test_side_by_side_when_the_budget_holds_both() -> None:
     async def main() -> dict[str, list[float]]:
         finished: dict[str, list[float]] = {}
         async with SimBackend(SimEngineConfig(), UNIT_STEP) as engine:
-            scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=300)
+            scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=300,
+                                                 pause_after_s=0.0)
             async with anyio.create_task_group() as tasks:
                 for program in ("A", "B"):
                     tasks.start_soon(lambda p=program: session(
@@ -110,7 +135,8 @@ def test_the_least_served_waiting_program_is_admitted_first() -> None:
     async def main() -> dict[str, list[float]]:
         finished: dict[str, list[float]] = {}
         async with SimBackend(SimEngineConfig(), UNIT_STEP) as engine:
-            scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=200)
+            scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=200,
+                                                 pause_after_s=0.0)
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(lambda: session(scheduler, "C", start_s=0.0, answers=[10, 10],
                                                  tool_s=5.0, finished=finished))
@@ -137,7 +163,8 @@ def test_a_paused_session_is_not_starved_by_a_stream_of_new_ones() -> None:
     async def main() -> dict[str, list[float]]:
         finished: dict[str, list[float]] = {}
         async with SimBackend(SimEngineConfig(), UNIT_STEP) as engine:
-            scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=200)
+            scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=200,
+                                                 pause_after_s=0.0)
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(lambda: session(scheduler, "C", start_s=0.0, answers=[10, 10],
                                                  tool_s=5.0, finished=finished))
@@ -160,7 +187,8 @@ def test_a_program_bigger_than_the_budget_runs_alone() -> None:
     async def main() -> dict[str, list[float]]:
         finished: dict[str, list[float]] = {}
         async with SimBackend(SimEngineConfig(), UNIT_STEP) as engine:
-            scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=100)
+            scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=100,
+                                                 pause_after_s=0.0)
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(lambda: session(scheduler, "S", start_s=0.0, answers=[20, 20],
                                                  tool_s=5.0, finished=finished,
