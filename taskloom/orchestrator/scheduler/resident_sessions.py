@@ -15,8 +15,10 @@ priorities, preemption, balancer). Calls of any other program (a new session, or
 paused) wait here until it is admitted:
 
 - a waiting program is admitted when its working set fits beside the resident ones;
-- to make room, resident programs that have been idle for `pause_after_s` (no call in
-  flight: on a tool call, or finished, which looks the same from here) are paused, the
+- to make room, resident programs that are idle (no call in flight: on a tool call, or
+  finished, which looks the same from here) are paused once they have been idle for
+  twice the longest gap between their calls so far (at once for a program that has
+  never come back from one, at most `pause_after_s`), the
   longest idle first, since it is the likeliest to have finished, and among equals the
   most served (PLAS's last). A paused program's KV may then be evicted; it comes back
   as a waiting program. A
@@ -72,11 +74,17 @@ H100, 40 sessions at 0.06/s, pausing after 30 s), 0.75 had the lowest mean (283 
 against 307 and 304)."""
 
 DEFAULT_PAUSE_AFTER_S = 30.0
-"""How long a resident program must have been idle before a waiting one may take its
-place. Coding-agent tool calls take ~3 s on average and 120 s at most: pausing a session
-the moment its call ends (0 s) gave 518 s mean at the point above (0.9 of the KV; 10 s
-gave 286 s at 0.75), since most sessions paused were coming back seconds later and
-lost their prefix; 30 s pauses mostly sessions that have finished or run long tests."""
+"""The longest a resident program is kept idle before a waiting one may take its place.
+Coding-agent tool calls take ~3 s on average and 120 s at most: pausing every session
+the moment its call ends gave 518 s mean at the point above (0.9 of the KV; a fixed
+10 s gave 286 s and 30 s 283 s at 0.75), since most sessions paused came back seconds
+later and lost their prefix. A fixed 30 s, though, kept every finished chat resident
+for 30 s: on `h100-kv16k` mixed at 0.5 programs/s the mean went from fcfs's 10 s to
+342 s. Hence the grace from each program's own gaps (`GAP_MARGIN`), capped here."""
+
+GAP_MARGIN = 2.0
+"""An idle program is kept this many times the longest gap between its calls so far (a
+tool call, mostly) before a waiting program may take its place."""
 
 MIN_WAKE_S = 1e-6
 """The shortest timer a waiting call sets, so that rounding never makes it spin."""
@@ -105,9 +113,8 @@ class ResidentSessionScheduler(ProgramAwareScheduler):
 
     - `kv_budget_tokens`: tokens of working set the resident programs may hold; None for
       `kv_fraction` of what the engines report (`engines_kv_tokens`).
-    - `pause_after_s`: how long a resident program must have been idle before it may be
-      paused (0: as soon as its call ends, if a waiting program needs the room); sooner
-      when no resident program has a call in flight.
+    - `pause_after_s`: the longest a resident program is kept idle (`_pause_due`) before
+      a waiting program may take its place (0: as soon as its call ends).
     - the rest as `ProgramAwareScheduler`; `policy` orders the resident programs' calls,
       while waiting programs are always admitted least served first.
     """
@@ -138,6 +145,7 @@ class ResidentSessionScheduler(ProgramAwareScheduler):
         self.pauses = 0
         self._working_set: dict[str, int] = {}
         self._idle_since: dict[str, float] = {}
+        self._longest_gap: dict[str, float] = {}
         self._resident: set[str] = set()
         # Residency at the end of the latest instant before `_settled_at`, which every
         # pass of that instant starts again from.
@@ -157,6 +165,9 @@ class ResidentSessionScheduler(ProgramAwareScheduler):
         tokens = estimate_prompt_tokens(request) + request.sampling.max_tokens
         program = request.program_id
         self._working_set[program] = max(self._working_set.get(program, 0), tokens)
+        if program not in self._live and program in self._idle_since:
+            gap = self._clock() - self._idle_since[program]
+            self._longest_gap[program] = max(self._longest_gap.get(program, 0.0), gap)
         return super()._arrive(request)
 
     def _end(self, call: ScheduledCall, now: float) -> None:
@@ -234,8 +245,16 @@ class ResidentSessionScheduler(ProgramAwareScheduler):
         """Idle for `pause_after_s` at least. With 0, a program whose call ended at this
         instant counts as idle even if its next call arrives at this same instant too:
         the last pass of the instant sees that call and keeps it resident."""
-        return (program not in self._live
-                and self._idle_since[program] + self.pause_after_s <= now)
+        return program not in self._live and self._pause_due(program) <= now
+
+    def _pause_due(self, program: str) -> float:
+        """When an idle program may be paused: after `GAP_MARGIN` x the longest pause
+        between its calls so far, at most `pause_after_s`. A program that has never come
+        back from a pause may be paused at once: it may have finished (a chat, a
+        one-call program), and its context, one turn's, is the cheapest to prefill
+        again."""
+        grace = min(self.pause_after_s, GAP_MARGIN * self._longest_gap.get(program, 0.0))
+        return self._idle_since[program] + grace
 
     async def _wait_for_turn(self, call: ScheduledCall) -> None:
         """Wait as the base scheduler does, but a call of a program that is not resident
@@ -255,10 +274,15 @@ class ResidentSessionScheduler(ProgramAwareScheduler):
         self._raise_if_failed(call)
 
     def _next_pause_due(self, program: str) -> float | None:
+        """The next instant at which residency may change with no event: a resident
+        becomes pausable, or `program` starts starving. Only future ones: at a past one
+        the decision has been made, and waking for it again would spin."""
         if self.kv_budget_tokens is None or program in self._resident:
             return None
-        return min((self._idle_since[p] + self.pause_after_s
-                    for p in self._resident if p not in self._live), default=None)
+        now = self._clock()
+        times = [self._pause_due(p) for p in self._resident if p not in self._live]
+        times.append(self._waiting_since(program) + self._starvation_limit(program))
+        return min((t for t in times if t > now), default=None)
 
     def _pause_rank(self, program: str) -> tuple[float, float, str]:
         """Smaller is paused first: the longest idle, then the most served."""
@@ -277,9 +301,11 @@ class ResidentSessionScheduler(ProgramAwareScheduler):
         return min(call.snapshot.arrival_s for call in self._live[program])
 
     def _starving(self, program: str, now: float) -> bool:
+        return self._waiting_since(program) + self._starvation_limit(program) <= now
+
+    def _starvation_limit(self, program: str) -> float:
         served = self.table.get(program).attained_service_s
-        limit = max(self.queue_config.beta * served, STARVATION_FLOOR_S)
-        return now - self._waiting_since(program) >= limit
+        return max(self.queue_config.beta * served, STARVATION_FLOOR_S)
 
 
 def resident_session_scheduler(

@@ -87,27 +87,31 @@ def test_two_sessions_that_do_not_fit_together_take_turns_at_tool_calls() -> Non
     assert pauses >= 2
 
 
-def test_a_session_idle_for_less_than_pause_after_keeps_its_place() -> None:
-    # As the first test, but a resident is paused only after 30 units idle: A's tool
-    # calls (10) do not let B in; B starts once A has finished (then no resident has a
-    # call in flight, so nothing waits for the 30 units).
-    async def main() -> dict[str, list[float]]:
+def test_a_session_is_kept_through_gaps_like_those_it_has_had() -> None:
+    # Budget for one. A's tool calls take 10 units; once it has come back from one,
+    # it is kept for 2 x 10 idle units before B may take its place, so B (arriving at
+    # 65, during A's second call) waits until A has finished: A's third call comes
+    # 10 units after its second ends. Nothing else happens after A's last call, so B's
+    # own timer lets it in 20 units later.
+    async def main() -> tuple[dict[str, list[float]], int]:
         finished: dict[str, list[float]] = {}
         async with SimBackend(SimEngineConfig(), UNIT_STEP) as engine:
             scheduler = ResidentSessionScheduler([engine], kv_budget_tokens=250,
                                                  pause_after_s=30.0)
             async with anyio.create_task_group() as tasks:
-                for program in ("A", "B"):
-                    tasks.start_soon(lambda p=program: session(
-                        scheduler, p, start_s=0.0, answers=[50, 50], tool_s=10.0,
-                        finished=finished))
-            assert scheduler.pauses == 1
-            return finished
+                tasks.start_soon(lambda: session(scheduler, "A", start_s=0.0,
+                                                 answers=[50, 50, 50], tool_s=10.0,
+                                                 finished=finished))
+                tasks.start_soon(lambda: session(scheduler, "B", start_s=65.0, answers=[50],
+                                                 finished=finished))
+            return finished, scheduler.pauses
 
-    finished = run_virtual(main)
-    a_first, a_second = finished["A"]
-    assert a_second <= a_first + 10 + 51  # straight on after its tool call
-    assert finished["B"][0] >= a_second + 50  # B only after A finished
+    finished, pauses = run_virtual(main)
+    a_ends = finished["A"]
+    assert a_ends[2] - a_ends[1] <= 10 + 51  # straight on after its tool call
+    assert finished["B"][0] >= a_ends[2] + 2 * 10 + 50  # B only after A's grace
+    assert finished["B"][0] <= a_ends[2] + 2 * 10 + 51
+    assert pauses == 1
 
 
 def test_side_by_side_when_the_budget_holds_both() -> None:
