@@ -242,9 +242,9 @@ class ResidentSessionScheduler(ProgramAwareScheduler):
         self.pauses = pauses
 
     def _pausable(self, program: str, now: float) -> bool:
-        """Idle for `pause_after_s` at least. With 0, a program whose call ended at this
-        instant counts as idle even if its next call arrives at this same instant too:
-        the last pass of the instant sees that call and keeps it resident."""
+        """Idle, and since its `_pause_due`. With no grace, a program whose call ended at
+        this instant counts as idle even if its next call arrives at this same instant
+        too: the last pass of the instant sees that call and keeps it resident."""
         return program not in self._live and self._pause_due(program) <= now
 
     def _pause_due(self, program: str) -> float:
