@@ -18,11 +18,12 @@ paused) wait here until it is admitted:
 - to make room, resident programs that are idle (no call in flight: on a tool call, or
   finished, which looks the same from here) are paused once they have been idle for
   twice the longest gap between their calls so far (at once for a program that has
-  never come back from one, at most `pause_after_s`), the
-  longest idle first, since it is the likeliest to have finished, and among equals the
-  most served (PLAS's last). A paused program's KV may then be evicted; it comes back
-  as a waiting program. A
+  never come back from one, at most `pause_after_s`), the longest idle first, since it
+  is the likeliest to have finished, and among equals the most served (PLAS's last). A
+  paused program's KV may then be evicted; it comes back as a waiting program. A
   program with a call in flight is never paused;
+- when the resident programs' contexts grow past the budget, idle ones are paused the
+  same way until they fit again, before their next turns overflow the KV together;
 - waiting programs are admitted by PLAS priority (least attained service first). One that
   does not fit is passed over by smaller ones behind it, until it has waited `beta` times
   its service (at least `STARVATION_FLOOR_S`): then it is starving, nothing passes it,
