@@ -67,12 +67,14 @@ PAUSE_POLICY = "plas-pause"
 """The policy name this scheduler is registered under: PLAS priorities, whole sessions
 paused under KV pressure."""
 
-DEFAULT_KV_FRACTION = 0.75
+DEFAULT_KV_FRACTION = 0.9
 """Share of the KV the resident working sets may fill; the rest is slack for estimates
 that run short (characters / 4 against the engine's tokens), contexts that grow while
-resident, and partly filled blocks. Of 0.6, 0.75 and 0.9 on coding-agent (simulated
-H100, 40 sessions at 0.06/s, pausing after 30 s), 0.75 had the lowest mean (283 s,
-against 307 and 304)."""
+resident, and partly filled blocks. With the gap-based grace, 0.9 against 0.75: 232.7
+against 247.4 s mean on coding-agent (60 sessions) at 0.05/s, 269.2 against 286.5 s at
+0.06/s, 10.1 against 11.0 s on `h100-kv16k` mixed at 0.5/s, 30.3 against 34.2 s at
+0.75/s. (With a fixed 30 s grace, at 40 sessions and 0.06/s: 0.6 307 s, 0.75 283 s,
+0.9 304 s.)"""
 
 DEFAULT_PAUSE_AFTER_S = 30.0
 """The longest a resident program is kept idle before a waiting one may take its place.
