@@ -140,6 +140,11 @@ class SimBackend(ManagedBackend):
     def capacity(self) -> int:
         return self.config.max_num_seqs
 
+    def kv_capacity_tokens(self) -> int:
+        """Tokens its KV cache holds: what a scheduler that keeps programs' contexts
+        resident budgets against (`scheduler/resident_sessions.py`)."""
+        return self.config.kv_capacity_tokens
+
     def stats(self) -> SimStats:
         return self._engine.stats()
 

@@ -14,6 +14,10 @@ from taskloom.orchestrator.scheduler.balancer import DEFAULT_BALANCER, balancer_
 from taskloom.orchestrator.scheduler.program_aware import DEFAULT_MAX_IN_FLIGHT
 from taskloom.orchestrator.scheduler.queues import QueueConfig
 from taskloom.orchestrator.scheduler.registry import split_twin
+from taskloom.orchestrator.scheduler.resident_sessions import (
+    PAUSE_POLICY,
+    resident_session_scheduler,
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,13 @@ def variant_scheduler(variant: Variant, workload: Workload) -> SchedulerFactory:
     oracle = program_oracle(workload) if variant.policy == "sjf-oracle" else None
 
     def factory(backends: Sequence[Backend]) -> ProgramAwareScheduler:
+        if variant.policy == PAUSE_POLICY:
+            return resident_session_scheduler(
+                backends,
+                queues=variant.queues(),
+                max_in_flight=_cap(variant.max_in_flight, backends),
+                balancer=balancer_named(variant.balancer),
+            )
         return ProgramAwareScheduler(
             backends,
             variant.policy,

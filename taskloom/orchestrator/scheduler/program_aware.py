@@ -337,7 +337,8 @@ class ProgramAwareScheduler:
     def _fill_engines(self, now: float) -> None:
         skipped: set[ScheduledCall] = set()
         while True:
-            call = next((c for c in self._queue.in_order() if c not in skipped), None)
+            call = next((c for c in self._queue.in_order()
+                         if c not in skipped and self._may_start(c)), None)
             if call is None:
                 return
             candidates = self._candidates(call)
@@ -362,6 +363,11 @@ class ProgramAwareScheduler:
             if not self._could_run_anywhere(call):
                 return  # every later call ranks no better, so none could either
             skipped.add(call)
+
+    def _may_start(self, call: ScheduledCall) -> bool:
+        """Whether a waiting call may be placed at all; a subclass that holds whole
+        programs back (`resident_sessions.py`) says no for theirs."""
+        return True
 
     def _candidates(self, call: ScheduledCall) -> list[int]:
         context = self.table.get(call.program_id).context_engine

@@ -2,8 +2,8 @@
 
 The names come from the policies' own records (`policies.BUILT_IN_POLICIES`), plus a
 "-rr" (round-robin), a "-ll" (least-loaded), a "-loc" (plain locality) and a "-sticky"
-(sticky locality, the default's balancer, by name) twin for each multi-level one;
-nothing else lists them.
+(sticky locality, the default's balancer, by name) twin for each multi-level one, and
+`plas-pause` (`resident_sessions.py`); nothing else lists them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from taskloom.orchestrator.scheduler.policy_registry import (
 from taskloom.orchestrator.scheduler.program_aware import (
     DEFAULT_MAX_IN_FLIGHT,
     ProgramAwareScheduler,
+)
+from taskloom.orchestrator.scheduler.resident_sessions import (
+    PAUSE_POLICY,
+    resident_session_scheduler,
 )
 
 __all__ = [
@@ -84,6 +88,10 @@ def _built_in() -> PolicyRegistry:
         if policy.multi_level:
             for suffix, balancer in BALANCER_TWINS.items():
                 registry.register(f"{policy.name}{suffix}", _program_aware(policy, balancer))
+    # PLAS that pauses whole sessions when their contexts would overflow the KV (not the
+    # default: measured against plas on coding-agent only so far).
+    registry.register(PAUSE_POLICY, lambda backends: resident_session_scheduler(
+        backends, balancer=balancer_named(DEFAULT_BALANCER)))
     return registry
 
 

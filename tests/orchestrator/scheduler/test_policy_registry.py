@@ -40,7 +40,8 @@ from taskloom.program.models import LLMNode, Program
 
 def test_every_policy_is_registered() -> None:
     assert {"fcfs", "plas", "atlas", "mlfq", "sjf-oracle", "atlas-rr", "plas-rr", "plas-ll",
-            "atlas-ll", "plas-sticky", "plas-loc", "atlas-loc"} <= set(policy_names())
+            "atlas-ll", "plas-sticky", "plas-loc", "atlas-loc", "plas-pause"} <= set(
+                policy_names())
     assert DEFAULT_POLICY == "plas"
 
 
