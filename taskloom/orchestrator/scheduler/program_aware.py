@@ -9,17 +9,15 @@ one. So this scheduler holds calls itself and decides what runs:
   and no slot is free, the running call's stream is aborted and the call goes back to
   the queue with the text it has produced so far; its next attempt resumes after that
   text (`attempt.py`);
-- the call's level is passed to the engine as its `priority`, so the engine's own queue
-  agrees;
+- the call's level goes to the engine as its `priority`, so the engine's queue agrees;
 - with several engines, a balancer picks the engine, and an engine that fails a call, or
   a health check (`engine_down`), is taken out of service while its calls move to another
   engine (`failover.py`); a passing health check (`engine_up`) brings it back.
 
-Every decision is made synchronously when something happens (a call arrives, finishes,
-crosses its quantum, is cancelled), in `_dispatch`. Calls stream in their consumers' own
-tasks; the scheduler needs no background task and no start-up. Ties between calls that
-arrive at one instant are broken by (arrival, program, thread, call id), never by which
-task ran first, so a run on virtual time is reproducible.
+Every decision is made synchronously in `_dispatch` when something happens (a call
+arrives, finishes, crosses its quantum, is cancelled); calls stream in their consumers'
+tasks, so there is no background task. Ties between calls of one instant are broken by
+(arrival, program, thread, call id), never by task order: a virtual-time run repeats.
 """
 
 from __future__ import annotations
@@ -59,11 +57,10 @@ from taskloom.orchestrator.scheduler.records import (
 
 DEFAULT_MAX_IN_FLIGHT = 128
 """Calls per engine the program-aware policies keep in flight (at most the engine's
-capacity); the rest wait here, where the policy orders them. Picked by a sweep on the
-simulated H100 (benchmarks/autellix.py sweep, mixed workload at 2.5 programs/s; 150 and
-300 programs): 128 had the lowest mean latency (41.1 s against fcfs's 44.0 s at 300
-programs), 256 was within 2%, 64 leaves too little batch for the engine's throughput
-(53.7 s), and 512 or more is never reached, so the policy has nothing to order."""
+capacity); the rest wait here, ordered by the policy. Picked by a sweep on the simulated
+H100 (benchmarks/autellix.py sweep, mixed at 2.5 programs/s; 150 and 300 programs): 128
+had the lowest mean latency (41.1 s against fcfs's 44.0 s at 300), 256 was within 2%, 64
+leaves too small a batch (53.7 s), and 512 or more is never reached."""
 
 Oracle = Callable[[GenerateRequest], float]
 """The true remaining work of a call's program, for `sjf-oracle` only."""
@@ -112,8 +109,7 @@ class ProgramAwareScheduler:
         self._failover = Failover(self._engines, self.table)
         self._preemptions = self._demotions = self._promotions = 0
         self.call_watch = CallWatch([backend.name for backend in backends])
-        # Set by a benchmark to time every decision pass (the router's own cost).
-        self.decision_timer: DecisionTimer | None = None
+        self.decision_timer: DecisionTimer | None = None  # a benchmark's, for router cost
 
     # ----- the Scheduler seam -----
 
@@ -365,8 +361,7 @@ class ProgramAwareScheduler:
             skipped.add(call)
 
     def _may_start(self, call: ScheduledCall) -> bool:
-        """Whether a waiting call may be placed at all; a subclass that holds whole
-        programs back (`resident_sessions.py`) says no for theirs."""
+        """False holds a waiting call back (`resident_sessions.py` holds whole programs)."""
         return True
 
     def _candidates(self, call: ScheduledCall) -> list[int]:
