@@ -62,16 +62,14 @@ class EngineReplica:
         self._opening = asyncio.Lock()
         self._streams = 0
 
-    async def open(self) -> int:
-        """Start the engine (once); its capacity."""
-        return (await self._engine()).capacity()
+    async def open(self) -> tuple[int, int | None]:
+        """Start the engine (once); its capacity, and the tokens its KV cache holds
+        (None: it does not say)."""
+        engine = await self._engine()
+        return engine.capacity(), kv_capacity_of(engine)
 
     async def ping(self) -> None:
         await self._engine()
-
-    async def kv_capacity(self) -> int | None:
-        """Tokens the engine's KV cache holds (None: it does not say)."""
-        return kv_capacity_of(await self._engine())
 
     async def process_id(self) -> int:
         """The actor's process (its engine's processes are its children)."""

@@ -194,12 +194,10 @@ async def open_ray_replicas(
         actors = [_start_actor(ray_module, spec, placement) for _ in range(replicas)]
         for actor in actors:
             stack.push_async_callback(_stop_actor, ray_module, actor)
-        capacities = await _wait_ready(actors, say)
-        kv_tokens = [await actor.kv_capacity.remote() for actor in actors]
+        sizes = await _wait_ready(actors, say)
         names = [REPLICA_NAME.format(index=i) for i in range(replicas)]
         backends = [RayReplicaBackend(actor, capacity, name, kv)
-                    for actor, capacity, name, kv in zip(actors, capacities, names, kv_tokens,
-                                                         strict=True)]
+                    for actor, (capacity, kv), name in zip(actors, sizes, names, strict=True)]
         async with EnginePool(backends, names=names, health=health, wrap=wrap) as pool:
             yield pool
 
@@ -213,16 +211,18 @@ def _start_actor(ray_module: ModuleType, spec: ReplicaSpec, placement: Placement
     ).remote(spec)
 
 
-async def _wait_ready(actors: Sequence[Any], say: Callable[[str], None]) -> list[int]:
-    """Each actor's capacity, once its engine is up. Every engine starts at once (the
+async def _wait_ready(actors: Sequence[Any], say: Callable[[str], None]
+                      ) -> list[tuple[int, int | None]]:
+    """Each actor's capacity and KV tokens, once its engine is up. Every engine starts at once (the
     calls are sent before any is awaited); a line is said as each is awaited."""
     began = time.monotonic()
     opening = [actor.open.remote() for actor in actors]
-    capacities = []
+    capacities: list[tuple[int, int | None]] = []
     for index, pending in enumerate(opening):
         name = REPLICA_NAME.format(index=index)
         try:
-            capacities.append(int(await pending))
+            capacity, kv_tokens = await pending
+            capacities.append((int(capacity), kv_tokens))
         except require_ray().exceptions.RayError as error:
             raise BackendError(f"{name} failed to start: {_reason(error)}") from error
         say(f"{name} ready after {time.monotonic() - began:.0f} s")
